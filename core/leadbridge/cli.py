@@ -1,0 +1,164 @@
+"""The ``leadbridge`` command (Flask/click): demo, serve, db, plugins, connections, users."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy import select
+
+from .app import create_app, get_plugins
+from .db import db
+from .errors import LeadbridgeError
+from .models import Connection
+
+
+def _create_app() -> Flask:
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)
+@click.version_option(package_name="leadbridge")
+def main() -> None:
+    """leadbridge: keep marketing contacts in sync with your CRMs."""
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def upgrade_database() -> None:
+    """Apply every Alembic migration (``leadbridge db upgrade``)."""
+    from flask_migrate import upgrade
+
+    upgrade()
+
+
+@main.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_appcontext
+def plugins_command(as_json: bool) -> None:
+    """List installed connectors: distribution, version, state (loaded/broken/blocked), hooks, error."""
+    plugins = get_plugins()
+    rows = [r.as_dict() for r in sorted(plugins.records.values(), key=lambda r: r.name)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("No connectors installed. pip install leadbridge-<name> to add one.")
+        return
+    for row in rows:
+        line = f"{row['name']:<20} {row['distribution'] or '-':<28} {row['version'] or '-':<10} {row['state']}"
+        click.echo(line)
+        if row["error"]:
+            click.echo(f"{'':<20} error: {row['error']}")
+        elif row["hooks"]:
+            click.echo(f"{'':<20} hooks: {', '.join(row['hooks'])}")
+
+
+@main.command("connections")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_appcontext
+def connections_command(as_json: bool) -> None:
+    """List configured connections with their plugin, state and schedule (never their secrets)."""
+    plugins = get_plugins()
+    rows: list[dict[str, Any]] = []
+    for conn in db.session.execute(select(Connection).order_by(Connection.id)).scalars():
+        record = plugins.records.get(conn.plugin)
+        rows.append(
+            {
+                "id": conn.id,
+                "name": conn.name,
+                "plugin": conn.plugin,
+                "plugin_state": record.state.value if record else "not installed",
+                "enabled": conn.enabled,
+                "state": conn.state,
+                "state_message": conn.state_message,
+                "direction": conn.direction,
+                "interval_minutes": conn.schedule_interval_minutes,
+                "cron": conn.schedule_cron,
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("No connections yet.")
+        return
+    for r in rows:
+        flag = "enabled" if r["enabled"] else "disabled"
+        click.echo(f"{r['id']:>4}  {r['name']:<24} {r['plugin']:<18} {flag:<9} {r['state']:<16} {r['direction']}")
+
+
+@main.group("users")
+def users_group() -> None:
+    """Manage admin users."""
+
+
+@users_group.command("create")
+@click.argument("username")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@with_appcontext
+def users_create(username: str, password: str) -> None:
+    """Create an admin user (for scripts; the panel asks on first run)."""
+    from .users import create_user
+
+    try:
+        create_user(username, password)
+    except LeadbridgeError as exc:
+        _fail(str(exc))
+    db.session.commit()
+    click.echo(f"Created admin user {username}.")
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--no-scheduler", is_flag=True, help="Do not embed the scheduler (run `leadbridge scheduler`).")
+@with_appcontext
+def serve_command(host: str, port: int, no_scheduler: bool) -> None:
+    """Run the web app (single process: the scheduler is embedded unless --no-scheduler)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    upgrade_database()
+    _serve(app, host, port, scheduler=not no_scheduler)
+
+
+def _serve(app: Flask, host: str, port: int, *, scheduler: bool) -> None:
+    from werkzeug.serving import run_simple
+
+    if scheduler:
+        try:
+            from .scheduling import start_embedded_scheduler
+        except ImportError:  # scheduling arrives with the sync engine
+            pass
+        else:
+            start_embedded_scheduler(app)
+    run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+@main.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--no-serve", is_flag=True, help="Prepare the demo and exit (used by tests).")
+@with_appcontext
+def demo_command(host: str, port: int, no_serve: bool) -> None:
+    """Start the app with demo data and every installed connector's sandbox on loopback."""
+    from .demo import prepare_demo
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app.config["ALLOW_BASE_URL_OVERRIDE"] = True
+    app.config["HUB_URL"] = f"http://{host}:{port}"
+    upgrade_database()
+    summary = prepare_demo(app)
+    for line in summary.lines:
+        click.echo(line)
+    if no_serve:
+        summary.stop()
+        return
+    click.echo(f"\nleadbridge is running at http://{host}:{port}/  (Ctrl+C to stop)")
+    _serve(app, host, port, scheduler=True)

@@ -1,0 +1,278 @@
+"""Connection services: create and update connections (secrets encrypted), build the
+:class:`~leadbridge.connection_view.ConnectionView` hooks receive, and the
+:class:`~leadbridge.http.VendorClient` bound to a connection (auth, pacing, debug log).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+
+from .app import get_plugins, get_vault
+from .connection_view import ConnectionView, SecretMap
+from .db import db
+from .errors import ConfigError, LeadbridgeError, NeedsReconnect
+from .http import AuthManager, CallStats, Exchange, Pacer, VendorClient
+from .http.redact import known_secrets
+from .metadata import AuthKind, ConnectorInfo, validate_settings
+from .models import Connection, DebugEntry
+from .types import Credentials, Direction
+
+PACERS_KEY = "leadbridge.pacers"
+_pacers_lock = threading.Lock()
+
+
+# -- settings and secrets -----------------------------------------------------------------------
+
+
+def create_connection(
+    plugin: str,
+    name: str,
+    values: Mapping[str, Any],
+    *,
+    enabled: bool = False,
+    direction: str = "both",
+    options: Mapping[str, Any] | None = None,
+) -> Connection:
+    """Validate ``values`` against the connector's schema and store a new connection."""
+    info = get_plugins().info(plugin)
+    name = name.strip()
+    if not name:
+        raise ConfigError("a connection needs a name")
+    if db.session.execute(select(Connection.id).where(Connection.name == name)).first():
+        raise ConfigError(f"a connection named {name!r} already exists")
+    Direction(direction)
+    conn = Connection(
+        plugin=plugin,
+        name=name,
+        enabled=enabled,
+        direction=direction,
+        options=dict(options or {}),
+        schedule_interval_minutes=info.default_interval_minutes,
+    )
+    _apply_settings(conn, info, values, keep_secrets={})
+    db.session.add(conn)
+    db.session.flush()
+    return conn
+
+
+def update_settings(conn: Connection, values: Mapping[str, Any]) -> None:
+    """Save new settings; an empty secret keeps the stored one (secrets are write-only)."""
+    info = get_plugins().info(conn.plugin)
+    _apply_settings(conn, info, values, keep_secrets=decrypt_secrets(conn))
+
+
+def _apply_settings(
+    conn: Connection, info: ConnectorInfo, values: Mapping[str, Any], *, keep_secrets: Mapping[str, str]
+) -> None:
+    merged = dict(values)
+    for secret in info.secret_names:
+        if merged.get(secret) in (None, "") and keep_secrets.get(secret):
+            merged[secret] = keep_secrets[secret]
+    cleaned = validate_settings(info, merged)
+    secrets = {k: str(v) for k, v in cleaned.items() if k in info.secret_names and v not in (None, "")}
+    conn.settings = {k: v for k, v in cleaned.items() if k not in info.secret_names}
+    conn.secrets_encrypted = get_vault().encrypt(secrets) if secrets else None
+    if keep_secrets != secrets:
+        conn.credentials_encrypted = None  # new credentials invalidate the stored grant
+
+
+def decrypt_secrets(conn: Connection) -> dict[str, str]:
+    return dict(get_vault().decrypt(conn.secrets_encrypted) or {})
+
+
+def load_credentials(conn: Connection) -> Credentials | None:
+    raw = get_vault().decrypt(conn.credentials_encrypted)
+    if not raw:
+        return None
+    expires = raw.get("expires_at")
+    return Credentials(
+        headers=dict(raw.get("headers") or {}),
+        access_token=raw.get("access_token"),
+        expires_at=datetime.fromisoformat(expires) if expires else None,
+        refresh_token=raw.get("refresh_token"),
+        extra=dict(raw.get("extra") or {}),
+    )
+
+
+def store_credentials(conn: Connection, creds: Credentials | None) -> None:
+    if creds is None:
+        conn.credentials_encrypted = None
+        return
+    conn.credentials_encrypted = get_vault().encrypt(
+        {
+            "headers": creds.headers,
+            "access_token": creds.access_token,
+            "expires_at": creds.expires_at.isoformat() if creds.expires_at else None,
+            "refresh_token": creds.refresh_token,
+            "extra": creds.extra,
+        }
+    )
+
+
+def revoke(conn: Connection) -> None:
+    """Forget the stored grant ("Revoke access"); syncing stops until the admin connects again."""
+    conn.credentials_encrypted = None
+    info = get_plugins().info(conn.plugin)
+    if info.auth_kind is AuthKind.OAUTH2_AUTHORIZATION_CODE:
+        conn.state, conn.state_message = "needs_reconnect", "Access revoked; connect again to sync."
+
+
+# -- views and clients ---------------------------------------------------------------------------
+
+
+def view(conn: Connection) -> ConnectionView:
+    """The read-only view a hook receives, secrets decrypted for the duration of the call."""
+    secrets = decrypt_secrets(conn)
+    known_secrets.add(*secrets.values())
+    override = conn.options.get("base_url") if current_app.config.get("ALLOW_BASE_URL_OVERRIDE") else None
+    return ConnectionView(
+        id=conn.id,
+        name=conn.name,
+        plugin=conn.plugin,
+        settings=dict(conn.settings or {}),
+        secrets=SecretMap(secrets),
+        credentials=load_credentials(conn),
+        direction=Direction(conn.direction),
+        options=dict(conn.options or {}),
+        hub_url=current_app.config["HUB_URL"],
+        sync_from=conn.sync_from,
+        base_url_override=override,
+    )
+
+
+def pacer_for(conn: Connection, info: ConnectorInfo) -> Pacer:
+    """The one pacer per connection in this process, shared by every run and thread."""
+    with _pacers_lock:
+        pacers: dict[int, Pacer] = current_app.extensions.setdefault(PACERS_KEY, {})
+        pacer = pacers.get(conn.id)
+        if pacer is None:
+            pacer = Pacer(info.rate_limits, daily_stop_share=current_app.config["DAILY_QUOTA_STOP_SHARE"])
+            pacers[conn.id] = pacer
+        return pacer
+
+
+def client_for(
+    conn: Connection,
+    *,
+    run_id: int | None = None,
+    stats: CallStats | None = None,
+    debug: bool | None = None,
+) -> VendorClient:
+    """A :class:`VendorClient` for ``conn``: base URL from the connector, credentials renewed through
+    its ``authenticate`` hook and stored encrypted before use, pacing from its declared limits."""
+    plugins = get_plugins()
+    info = plugins.info(conn.plugin)
+    conn_id = conn.id
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def fresh_view() -> ConnectionView:
+        row = db.session.get(Connection, conn_id)
+        assert row is not None
+        return view(row)
+
+    def load() -> Credentials | None:
+        with app.app_context():
+            row = db.session.get(Connection, conn_id)
+            return load_credentials(row) if row else None
+
+    def save(creds: Credentials | None) -> None:
+        # A separate app context (own session, own transaction): the new grant is durable at once,
+        # whatever the caller's transaction does later.
+        with app.app_context():
+            row = db.session.get(Connection, conn_id)
+            if row is None:
+                return
+            store_credentials(row, creds)
+            if row.state == "needs_reconnect":
+                row.state, row.state_message = "ok", None
+            db.session.commit()
+
+    def authenticate(previous: Credentials | None) -> Credentials | None:
+        cv = fresh_view()
+        try:
+            return plugins.call(cv, "authenticate", client=bare, previous=previous)  # type: ignore[no-any-return]
+        except NeedsReconnect as exc:
+            mark_needs_reconnect(conn_id, exc)
+            raise
+
+    def renew_lock() -> None:
+        # Across worker processes on PostgreSQL: hold the connection row while renewing.
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(select(Connection.id).where(Connection.id == conn_id).with_for_update())
+
+    cv = view(conn)
+    classify = (lambda r: plugins.call_optional(cv, "classify_error", response=r))
+    read_limits = (lambda r: plugins.call_optional(cv, "read_rate_limits", response=r))
+    debug_on = bool(conn.options.get("debug")) if debug is None else debug
+    on_exchange = _debug_writer(conn_id, run_id) if debug_on else None
+    base = plugins.call(cv, "api_base_url")
+    pacer = pacer_for(conn, info)
+    stats = stats or CallStats()
+    bare = VendorClient(
+        base, pacer=pacer, classify_error=classify, read_rate_limits=read_limits,
+        on_exchange=on_exchange, stats=stats,
+    )
+    auth = None
+    if plugins.implements(conn.plugin, "authenticate"):
+        auth = AuthManager(
+            authenticate, load=load, save=save, lock_key=(app.name, id(app), conn_id), renew_lock=renew_lock
+        )
+    client = VendorClient(
+        base, auth=auth, pacer=pacer, classify_error=classify, read_rate_limits=read_limits,
+        on_exchange=on_exchange, stats=stats, session=bare.session,
+    )
+    return client
+
+
+def rebase(client: VendorClient, conn: Connection) -> None:
+    """Ask the connector for the base URL again (after auth, e.g. Salesforce's ``instance_url``)."""
+    client.base_url = get_plugins().call(view(conn), "api_base_url").rstrip("/") + "/"
+
+
+def mark_needs_reconnect(conn_id: int, exc: LeadbridgeError) -> None:
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    with app.app_context():
+        row = db.session.get(Connection, conn_id)
+        if row is None:
+            return
+        advice = getattr(exc, "advice", None)
+        row.state = "needs_reconnect"
+        row.state_message = f"{exc.message}" + (f" — {advice}" if advice else "")
+        db.session.commit()
+
+
+def _debug_writer(conn_id: int, run_id: int | None) -> Any:
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def write(ex: Exchange) -> None:
+        with app.app_context():
+            db.session.add(
+                DebugEntry(
+                    connection_id=conn_id, run_id=run_id, at=datetime.now(UTC), method=ex.method, url=ex.url,
+                    status=ex.status, duration_ms=ex.duration_ms, request=ex.request, response=ex.response,
+                )
+            )
+            db.session.commit()
+
+    return write
+
+
+def test_connection(conn: Connection) -> tuple[bool, str]:
+    """"Test connection": authenticate and read the first object's fields; say what went wrong."""
+    plugins = get_plugins()
+    info = plugins.info(conn.plugin)
+    try:
+        client = client_for(conn)
+        if client.auth is not None:
+            client.auth.headers()
+            rebase(client, conn)
+        fields = plugins.call(view(conn), "field_types", client=client, object_type=info.objects[0].name)
+    except LeadbridgeError as exc:
+        return False, str(exc)
+    return True, f"Connected to {info.display_name}: {len(fields)} fields on {info.objects[0].label}."

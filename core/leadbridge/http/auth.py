@@ -1,0 +1,92 @@
+"""Credentials for one connection: obtained through the connector's ``authenticate`` hook, renewed
+a little before expiry or once after a "token expired" answer, one renewal at a time, and saved
+(encrypted, by the ``save`` callback) before the new token is used.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from ..types import Credentials
+from .redact import known_secrets
+
+Authenticate = Callable[[Credentials | None], Credentials | None]
+Load = Callable[[], Credentials | None]
+Save = Callable[[Credentials | None], None]
+
+EXPIRY_SKEW = timedelta(seconds=60)
+
+_locks: dict[object, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def connection_lock(key: object) -> threading.Lock:
+    """The process-wide lock serialising token renewals of one connection."""
+    with _locks_guard:
+        return _locks.setdefault(key, threading.Lock())
+
+
+class AuthManager:
+    """Hands out current auth headers; renews credentials when needed, exactly once per expiry."""
+
+    def __init__(
+        self,
+        authenticate: Authenticate,
+        *,
+        load: Load,
+        save: Save,
+        lock_key: object,
+        renew_lock: Callable[[], object] | None = None,
+    ) -> None:
+        self._authenticate = authenticate
+        self._load = load
+        self._save = save
+        self._lock = connection_lock(lock_key)
+        # A cross-process lock (a PostgreSQL row lock) for installs with several workers.
+        self._renew_lock = renew_lock
+        self.credentials: Credentials | None = load()
+        self.renewals = 0
+        if self.credentials is not None:
+            known_secrets.add(self.credentials.access_token, self.credentials.refresh_token)
+
+    def headers(self) -> dict[str, str]:
+        """Headers for the next request, renewing first when missing or about to expire."""
+        creds = self.credentials
+        if creds is None or _expiring(creds):
+            creds = self._renew(seen=creds, force=False)
+        return dict(creds.headers) if creds else {}
+
+    def token_rejected(self, used: dict[str, str]) -> None:
+        """The vendor refused the token sent with headers ``used``: renew, unless someone already did."""
+        self._renew(seen=None, force=True, used=used)
+
+    def _renew(
+        self, *, seen: Credentials | None, force: bool, used: dict[str, str] | None = None
+    ) -> Credentials | None:
+        with self._lock:
+            if self._renew_lock is not None:
+                self._renew_lock()
+            # Another thread or process may have renewed while we waited: take theirs.
+            stored = self._load()
+            if stored is not None:
+                self.credentials = stored
+            current = self.credentials
+            if current is not None:
+                if force and used is not None and current.headers != used:
+                    return current
+                if not force and not _expiring(current) and current is not seen:
+                    return current
+            fresh = self._authenticate(current)
+            if fresh is not None:
+                known_secrets.add(fresh.access_token, fresh.refresh_token)
+            # Saved before anyone uses it: a rotated refresh token must never be lost.
+            self._save(fresh)
+            self.credentials = fresh
+            self.renewals += 1
+            return fresh
+
+
+def _expiring(creds: Credentials) -> bool:
+    return creds.expires_at is not None and creds.expires_at - EXPIRY_SKEW <= datetime.now(UTC)

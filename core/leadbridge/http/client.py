@@ -1,0 +1,333 @@
+"""``VendorClient``: the requests session every connector call goes through.
+
+It owns what connectors must not re-implement: base URL joining (configurable, so tests and the
+demo aim at loopback sandboxes), timeouts, a user agent, auth headers and renewal, pacing, retries
+with exponential backoff and jitter on idempotent calls, ``Retry-After``, error classification into
+:mod:`leadbridge.errors`, exact call counting and redacted debug summaries.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from .. import __version__
+from ..errors import (
+    AuthError,
+    ConfigError,
+    LeadbridgeError,
+    QuotaExhausted,
+    RateLimited,
+    RecordError,
+    TokenExpired,
+    TransientError,
+)
+from ..types import RateUsage
+from .auth import AuthManager
+from .pacing import Pacer
+from .redact import known_secrets, redact_headers, redact_text
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+USER_AGENT = f"leadbridge/{__version__} (+https://github.com/leadbridge/leadbridge)"
+
+
+@dataclass(slots=True)
+class Exchange:
+    """A redacted summary of one request/response pair, for the debug log."""
+
+    method: str
+    url: str
+    status: int | None
+    duration_ms: int
+    request: str
+    response: str
+
+
+@dataclass(slots=True)
+class CallStats:
+    """Exact counts of what went over the wire (benchmarks and tests read these)."""
+
+    calls: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    renewals: int = 0
+    by_endpoint: Counter[str] = field(default_factory=Counter)
+
+    def count(self, method: str, path: str) -> None:
+        self.calls += 1
+        self.by_endpoint[f"{method} {path}"] += 1
+
+
+ClassifyError = Callable[[requests.Response], LeadbridgeError | None]
+ReadRateLimits = Callable[[requests.Response], RateUsage | None]
+
+
+class VendorClient:
+    """HTTP client for one connection's vendor API.
+
+    :param base_url: the vendor's API root; relative paths are joined to it.
+    :param auth: renews and supplies credentials; ``None`` for unauthenticated calls (token endpoints).
+    :param classify_error: the connector's ``classify_error`` hook, bound to the connection.
+    :param read_rate_limits: the connector's ``read_rate_limits`` hook, bound to the connection.
+    :param on_exchange: receives a redacted :class:`Exchange` per call (debug mode).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: AuthManager | None = None,
+        pacer: Pacer | None = None,
+        classify_error: ClassifyError | None = None,
+        read_rate_limits: ReadRateLimits | None = None,
+        on_exchange: Callable[[Exchange], None] | None = None,
+        timeout: float = 30.0,
+        max_attempts: int = 5,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        max_retry_after: float = 300.0,
+        session: requests.Session | None = None,
+        stats: CallStats | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/") + "/"
+        self.auth = auth
+        self.pacer = pacer or Pacer()
+        self.classify_error = classify_error
+        self.read_rate_limits = read_rate_limits
+        self.on_exchange = on_exchange
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.max_retry_after = max_retry_after
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        self.stats = stats or CallStats()
+        self._sleep = sleep
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"VendorClient({self.base_url!r})"
+
+    def unauthenticated(self, base_url: str | None = None) -> VendorClient:
+        """A client sharing pacing and stats but sending no credentials (for token endpoints).
+
+        ``base_url`` aims it at another host of the same vendor (a login host); the connector must
+        have built that URL from validated settings, never from free text.
+        """
+        return VendorClient(
+            base_url or self.base_url,
+            pacer=self.pacer,
+            classify_error=self.classify_error,
+            read_rate_limits=self.read_rate_limits,
+            on_exchange=self.on_exchange,
+            timeout=self.timeout,
+            max_attempts=self.max_attempts,
+            backoff_base=self.backoff_base,
+            backoff_cap=self.backoff_cap,
+            session=self.session,
+            stats=self.stats,
+            sleep=self._sleep,
+        )
+
+    # -- convenience verbs -------------------------------------------------------------------
+
+    def get(self, path: str, **kw: Any) -> requests.Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> requests.Response:
+        return self.request("POST", path, **kw)
+
+    def put(self, path: str, **kw: Any) -> requests.Response:
+        return self.request("PUT", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> requests.Response:
+        return self.request("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> requests.Response:
+        return self.request("DELETE", path, **kw)
+
+    def url(self, path: str) -> str:
+        """Join ``path`` to the base URL; absolute URLs must stay on the base URL's host (no SSRF)."""
+        if path.startswith(("http://", "https://")):
+            if urlsplit(path).netloc != urlsplit(self.base_url).netloc:
+                raise ConfigError(f"refusing to call {urlsplit(path).netloc}: not this connection's host")
+            return path
+        return urljoin(self.base_url, path.lstrip("/"))
+
+    # -- the call loop -----------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        ok_statuses: frozenset[int] = frozenset(),
+        timeout: float | None = None,
+    ) -> requests.Response:
+        """Send a request; return the response when its status is < 400 or in ``ok_statuses``.
+
+        Raises the classified :mod:`leadbridge.errors` error otherwise. Transient failures are
+        retried only when the call is idempotent (``idempotent`` overrides the method's default:
+        pass ``True`` for an upsert-by-key POST). Rate limits are waited out for every call,
+        since a 429 means nothing was applied. A rejected token is renewed once.
+        """
+        method = method.upper()
+        url = self.url(path)
+        retry_transient = idempotent if idempotent is not None else method in IDEMPOTENT_METHODS
+        renewed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            sent_headers = self.auth.headers() if self.auth else {}
+            all_headers = {**sent_headers, **(headers or {})}
+            self.pacer.acquire()
+            started = time.monotonic()
+            self.stats.count(method, urlsplit(url).path)
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json,
+                    data=data,
+                    headers=all_headers,
+                    timeout=timeout or self.timeout,
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                self._record(method, url, None, started, all_headers, json, data, f"{type(exc).__name__}")
+                error: LeadbridgeError = TransientError(f"{method} {urlsplit(url).path}: {type(exc).__name__}")
+                if retry_transient and attempt < self.max_attempts:
+                    self._backoff(attempt, None)
+                    continue
+                raise error from exc
+            self._record(method, url, response, started, all_headers, json, data, None)
+            if self.read_rate_limits is not None:
+                self.pacer.observe(self.read_rate_limits(response))
+            if response.status_code < 400 or response.status_code in ok_statuses:
+                return response
+            error = self._classify(response)
+            if isinstance(error, TokenExpired) and self.auth is not None and not renewed:
+                renewed = True
+                self.stats.renewals += 1
+                self.auth.token_rejected(sent_headers)
+                continue
+            if isinstance(error, RateLimited) and attempt < self.max_attempts:
+                self.stats.rate_limited += 1
+                self._backoff(attempt, error.retry_after, hold=True)
+                continue
+            if (
+                type(error) is TransientError
+                and retry_transient
+                and attempt < self.max_attempts
+            ):
+                self._backoff(attempt, _retry_after(response))
+                continue
+            if isinstance(error, TokenExpired):
+                raise AuthError(f"credentials still rejected after renewal: {error.message}", code=error.code)
+            raise error
+
+    def _classify(self, response: requests.Response) -> LeadbridgeError:
+        if self.classify_error is not None:
+            custom = self.classify_error(response)
+            if custom is not None:
+                return custom
+        return default_classification(response)
+
+    def _backoff(self, attempt: int, retry_after: float | None, *, hold: bool = False) -> None:
+        self.stats.retries += 1
+        if retry_after is not None:
+            if retry_after > self.max_retry_after:
+                raise RateLimited(f"vendor asked to wait {retry_after:.0f}s", retry_after=retry_after)
+            wait = retry_after
+        else:
+            # Full jitter: spreads retries of parallel workers instead of synchronising them.
+            wait = random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
+        if hold:
+            self.pacer.hold(wait)
+            return  # the pacer makes this (and every other) caller wait
+        self._sleep(wait)
+
+    def _record(
+        self,
+        method: str,
+        url: str,
+        response: requests.Response | None,
+        started: float,
+        headers: Mapping[str, str],
+        json_body: Any,
+        data: Any,
+        failure: str | None,
+    ) -> None:
+        if self.on_exchange is None:
+            return
+        secrets = known_secrets.snapshot()
+        body = "" if json_body is None and data is None else str(json_body if json_body is not None else data)
+        request_summary = f"{redact_headers(dict(headers))} {body[:2000]}"
+        if response is not None:
+            response_summary = f"{redact_headers(dict(response.headers))} {response.text[:2000]}"
+        else:
+            response_summary = failure or ""
+        self.on_exchange(
+            Exchange(
+                method=method,
+                url=redact_text(url, secrets),
+                status=response.status_code if response is not None else None,
+                duration_ms=int((time.monotonic() - started) * 1000),
+                request=redact_text(request_summary, secrets),
+                response=redact_text(response_summary, secrets),
+            )
+        )
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, when.timestamp() - time.time())
+
+
+def default_classification(response: requests.Response) -> LeadbridgeError:
+    """The rules applied when the connector's ``classify_error`` returns ``None``."""
+    status = response.status_code
+    path = urlsplit(response.url).path
+    if status == 401:
+        return TokenExpired(f"{path}: 401 unauthorized", code="401")
+    if status == 403:
+        return AuthError(f"{path}: 403 forbidden", code="403")
+    if status == 429:
+        return RateLimited(f"{path}: 429 too many requests", code="429", retry_after=_retry_after(response))
+    if status in (408, 425) or status >= 500:
+        return TransientError(f"{path}: {status}", code=str(status))
+    if status == 404:
+        return RecordError(f"{path}: not found", code="404")
+    snippet = redact_text(response.text[:300], known_secrets.snapshot())
+    return RecordError(f"{path}: {status} {snippet}", code=str(status))
+
+
+__all__ = ["CallStats", "Exchange", "QuotaExhausted", "VendorClient", "default_classification"]

@@ -1,0 +1,220 @@
+"""Static connector metadata: what the panel shows and what the core needs before any call.
+
+A connector returns one :class:`ConnectorInfo` from its ``connector_info`` hook. The core validates
+it at load time (a connector with invalid metadata is reported as broken), checks the declared core
+compatibility, builds the settings form from :attr:`ConnectorInfo.settings`, encrypts every setting
+flagged ``secret`` and paces calls from :attr:`ConnectorInfo.rate_limits`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import Version
+
+from .errors import ConfigError, PluginError
+from .types import Direction, HubKind
+
+
+class AuthKind(StrEnum):
+    """How a connector authenticates; decides which buttons the panel shows."""
+
+    NONE = "none"
+    API_KEY = "api_key"
+    BASIC = "basic"
+    OAUTH2_CLIENT_CREDENTIALS = "oauth2_client_credentials"
+    OAUTH2_AUTHORIZATION_CODE = "oauth2_authorization_code"  # panel shows Connect / Revoke access
+    OAUTH2_PASSWORD = "oauth2_password"
+    OAUTH2_JWT_BEARER = "oauth2_jwt_bearer"
+
+
+class SettingType(StrEnum):
+    STRING = "string"
+    SECRET = "secret"
+    INTEGER = "integer"
+    BOOLEAN = "boolean"
+    CHOICE = "choice"
+    URL = "url"
+    TEXT = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One field of a connector's settings form.
+
+    :param secret: stored encrypted, write-only in the panel, masked everywhere else.
+    :param pattern: a regular expression the whole value must match (e.g. a PlanMill instance name).
+    :param choices: ``(value, label)`` pairs for ``choice`` settings.
+    """
+
+    name: str
+    label: str
+    type: SettingType = SettingType.STRING
+    required: bool = False
+    secret: bool = False
+    default: Any = None
+    help: str = ""
+    pattern: str | None = None
+    choices: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.type is SettingType.SECRET and not self.secret:
+            object.__setattr__(self, "secret", True)
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A declared allowance: ``requests`` per ``per_seconds`` (86400 for a daily quota)."""
+
+    requests: int
+    per_seconds: float
+
+    @property
+    def interval(self) -> float:
+        """The minimum spacing between calls that respects this limit."""
+        return self.per_seconds / self.requests
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectSpec:
+    """A vendor object the connector syncs and how it maps to the hub.
+
+    :param name: the connector's name for it, passed back as ``object_type`` (``Lead``, ``contact``).
+    :param hub_kind: which hub records it becomes.
+    :param directions: the directions the connector supports for it (Salesforce Contacts: pull only).
+    :param batch_size: the most records one ``upsert_*`` call accepts (the core batches accordingly).
+    """
+
+    name: str
+    label: str
+    hub_kind: HubKind
+    directions: frozenset[Direction]
+    batch_size: int = 100
+    supports_delete: bool = False
+
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorInfo:
+    """Everything the host knows about a connector before talking to its vendor."""
+
+    name: str
+    display_name: str
+    description: str
+    version: str
+    auth_kind: AuthKind
+    settings: tuple[Setting, ...]
+    objects: tuple[ObjectSpec, ...]
+    requires_core: str = ">=0.1"
+    rate_limits: tuple[RateLimit, ...] = ()
+    logo_svg: str | None = None
+    docs_url: str | None = None
+    default_interval_minutes: int = 120
+    features: frozenset[str] = frozenset()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def secret_names(self) -> frozenset[str]:
+        """Names of the settings that must be encrypted and never shown."""
+        return frozenset(s.name for s in self.settings if s.secret)
+
+    def object(self, name: str) -> ObjectSpec:
+        """The object spec called ``name``; :class:`ConfigError` when the connector has none."""
+        for spec in self.objects:
+            if spec.name == name:
+                return spec
+        raise ConfigError(f"{self.display_name} has no object {name!r}")
+
+    def objects_of(self, kind: HubKind) -> tuple[ObjectSpec, ...]:
+        """The objects that map to hub records of ``kind``."""
+        return tuple(o for o in self.objects if o.hub_kind is kind)
+
+
+def validate_info(info: object, *, entry_point_name: str, core_version: str) -> ConnectorInfo:
+    """Check metadata a plugin returned; raise :class:`PluginError` saying what is wrong."""
+    if not isinstance(info, ConnectorInfo):
+        raise PluginError(f"connector_info() must return ConnectorInfo, got {type(info).__name__}")
+    if info.name != entry_point_name:
+        raise PluginError(f"connector name {info.name!r} differs from its entry point {entry_point_name!r}")
+    if not _NAME.match(info.name):
+        raise PluginError(f"connector name {info.name!r} must match {_NAME.pattern}")
+    try:
+        spec = SpecifierSet(info.requires_core)
+    except InvalidSpecifier as exc:
+        raise PluginError(f"requires_core {info.requires_core!r} is not a version specifier") from exc
+    if not spec.contains(Version(core_version), prereleases=True):
+        raise PluginError(f"needs leadbridge{info.requires_core}, this is {core_version}")
+    names = [s.name for s in info.settings]
+    if len(names) != len(set(names)):
+        raise PluginError("settings names must be unique")
+    for s in info.settings:
+        if s.type is SettingType.CHOICE and not s.choices:
+            raise PluginError(f"choice setting {s.name!r} has no choices")
+        if s.pattern is not None:
+            re.compile(s.pattern)
+    if not info.objects:
+        raise PluginError("a connector must declare at least one object")
+    for limit in info.rate_limits:
+        if limit.requests <= 0 or limit.per_seconds <= 0:
+            raise PluginError("rate limits must be positive")
+    return info
+
+
+def validate_settings(info: ConnectorInfo, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Coerce and check submitted settings against the schema.
+
+    Returns the cleaned values (defaults filled in). Raises :class:`ConfigError` listing every problem,
+    so a form can show them all at once. Secret values are never echoed in messages.
+    """
+    problems: list[str] = []
+    cleaned: dict[str, Any] = {}
+    known = {s.name for s in info.settings}
+    for unknown in sorted(set(values) - known):
+        problems.append(f"{unknown}: not a setting of {info.display_name}")
+    for s in info.settings:
+        raw = values.get(s.name, s.default)
+        if raw is None or raw == "":
+            if s.required:
+                problems.append(f"{s.label}: required")
+            cleaned[s.name] = s.default
+            continue
+        try:
+            cleaned[s.name] = _coerce(s, raw)
+        except ValueError as exc:
+            problems.append(f"{s.label}: {exc}")
+    if problems:
+        raise ConfigError("; ".join(problems), code="invalid_settings")
+    return cleaned
+
+
+def _coerce(s: Setting, raw: Any) -> Any:
+    if s.type is SettingType.BOOLEAN:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError("must be yes or no")
+    if s.type is SettingType.INTEGER:
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise ValueError("must be a whole number") from None
+    value = str(raw).strip()
+    if s.type is SettingType.CHOICE and value not in {c for c, _ in s.choices}:
+        raise ValueError(f"must be one of {', '.join(c for c, _ in s.choices)}")
+    if s.type is SettingType.URL and not re.match(r"^https?://[^\s/$.?#].[^\s]*$", value):
+        raise ValueError("must be an http(s) URL")
+    if s.pattern is not None and not re.fullmatch(s.pattern, value):
+        # A secret's value never appears in the message.
+        raise ValueError("has an invalid format" if s.secret else f"{value!r} has an invalid format")
+    return value

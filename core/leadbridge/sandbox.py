@@ -1,0 +1,229 @@
+"""The base every connector's sandbox builds on: a loopback imitation of a vendor API.
+
+A connector ships a subclass of :class:`Sandbox` that adds the vendor's routes to :attr:`Sandbox.app`
+(same paths, auth, paging, errors, rate limits). The base supplies what every sandbox needs:
+
+* a call log (:attr:`Sandbox.calls`) to count API calls exactly;
+* fault knobs: latency, a queue of forced failures (:meth:`fail_next`), token expiry
+  (:meth:`expire_tokens`), and a token-bucket rate limiter answering in the vendor's own format;
+* :class:`SandboxServer`, which serves it on 127.0.0.1 in a thread (tests and ``leadbridge demo``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.serving import BaseWSGIServer, make_server
+
+
+@dataclass(slots=True)
+class Fault:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    path_prefix: str | None = None
+    #: "reset": apply the request, then drop the connection (an ambiguous write)
+    mode: str = "respond"
+
+
+@dataclass(slots=True)
+class CallRecord:
+    method: str
+    path: str
+    status: int
+    at: float
+
+
+class Sandbox:
+    """Base class of connector sandboxes. Subclasses add routes in :meth:`setup_routes`.
+
+    :attr:`name` is the connector name; :attr:`app` is the Flask app to serve.
+    """
+
+    name = "sandbox"
+    #: paths that bypass auth, faults and rate limiting (e.g. the control or health endpoints)
+    exempt_prefixes: tuple[str, ...] = ("/__sandbox__",)
+
+    def __init__(self, *, rate_limit: tuple[int, float] | None = None, latency: float = 0.0) -> None:
+        self.app = Flask(f"sandbox-{self.name}")
+        self.app.config["PROPAGATE_EXCEPTIONS"] = True
+        self.lock = threading.RLock()
+        self.calls: list[CallRecord] = []
+        self.latency = latency
+        self.faults: list[Fault] = []
+        self.rate_limit = rate_limit
+        self._bucket_tokens = float(rate_limit[0]) if rate_limit else 0.0
+        self._bucket_at = time.monotonic()
+        self.rate_limited_count = 0
+        self.token_generation = 0
+        self.app.before_request(self._before)
+        self.app.after_request(self._after)
+        self.setup_routes()
+
+    # -- to implement ----------------------------------------------------------------------
+
+    def setup_routes(self) -> None:
+        """Add the vendor's routes to :attr:`app`."""
+
+    def connection_settings(self, base_url: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """``(settings, secrets)`` of a connection that works against this sandbox at ``base_url``."""
+        raise NotImplementedError
+
+    def bad_connection_settings(self, base_url: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """Settings whose credentials the sandbox refuses (for "Test connection" and the kit)."""
+        raise NotImplementedError
+
+    def seed_demo(self) -> None:
+        """Fill the sandbox with believable demo records."""
+
+    def add_contacts(self, count: int, *, with_email: bool = True) -> list[str]:
+        """Create ``count`` vendor-side people; return their remote ids (the conformance kit uses it)."""
+        raise NotImplementedError
+
+    def contact_count(self) -> int:
+        """How many people the vendor side holds (deleted ones excluded)."""
+        raise NotImplementedError
+
+    def company_count(self) -> int:
+        """How many companies the vendor side holds."""
+        raise NotImplementedError
+
+    def rate_limit_response(self, retry_after: float) -> Response:
+        """The vendor's answer when the rate limit is hit (override for vendor-specific bodies)."""
+        resp = jsonify({"error": "rate_limited"})
+        resp.status_code = 429
+        resp.headers["Retry-After"] = str(max(1, round(retry_after)))
+        return resp
+
+    def expire_tokens(self) -> None:
+        """Make every issued access token invalid from now on (as if it expired)."""
+        with self.lock:
+            self.token_generation += 1
+
+    # -- fault knobs -------------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        status: int,
+        *,
+        times: int = 1,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        path_prefix: str | None = None,
+        mode: str = "respond",
+    ) -> None:
+        """Answer the next ``times`` matching requests with ``status`` (or, ``mode="reset"``, apply
+        the request and then drop the connection)."""
+        with self.lock:
+            for _ in range(times):
+                self.faults.append(Fault(status, body, dict(headers or {}), path_prefix, mode))
+
+    def count_calls(self, method: str | None = None, prefix: str = "") -> int:
+        with self.lock:
+            return sum(
+                1
+                for c in self.calls
+                if (method is None or c.method == method) and c.path.startswith(prefix)
+            )
+
+    def reset_calls(self) -> None:
+        with self.lock:
+            self.calls.clear()
+            self.rate_limited_count = 0
+
+    # -- request pipeline ---------------------------------------------------------------------
+
+    def _exempt(self) -> bool:
+        return request.path.startswith(self.exempt_prefixes)
+
+    def _before(self) -> Response | None:
+        if self._exempt():
+            return None
+        if self.latency:
+            time.sleep(self.latency)
+        with self.lock:
+            if self.rate_limit is not None:
+                capacity, per = self.rate_limit
+                now = time.monotonic()
+                self._bucket_tokens = min(
+                    float(capacity), self._bucket_tokens + (now - self._bucket_at) * capacity / per
+                )
+                self._bucket_at = now
+                if self._bucket_tokens < 1:
+                    self.rate_limited_count += 1
+                    wait = (1 - self._bucket_tokens) * per / capacity
+                    return self.rate_limit_response(wait)
+                self._bucket_tokens -= 1
+            for i, fault in enumerate(self.faults):
+                if fault.path_prefix is None or request.path.startswith(fault.path_prefix):
+                    if fault.mode == "reset":
+                        # Let the handler apply the request; _after drops the connection.
+                        request.environ["sandbox.reset"] = self.faults.pop(i)
+                        return None
+                    self.faults.pop(i)
+                    resp = jsonify(fault.body) if fault.body is not None else Response(status=fault.status)
+                    resp.status_code = fault.status
+                    resp.headers.update(fault.headers)
+                    return resp
+        return None
+
+    def _after(self, response: Response) -> Response:
+        if not self._exempt():
+            with self.lock:
+                self.calls.append(CallRecord(request.method, request.path, response.status_code, time.time()))
+        if "sandbox.reset" in request.environ:
+            raise ConnectionAbortedError("sandbox: connection reset after applying the request")
+        return response
+
+
+class SandboxServer:
+    """Serves a sandbox on a loopback port in a daemon thread."""
+
+    def __init__(self, sandbox: Sandbox, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.sandbox = sandbox
+        self._server: BaseWSGIServer = make_server(host, port, _ResetAware(sandbox.app), threaded=True)
+        self.port = self._server.server_port
+        self.url = f"http://{host}:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name=f"sandbox-{sandbox.name}")
+        self._thread.daemon = True
+
+    def start(self) -> SandboxServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class _ResetAware:
+    """WSGI wrapper turning the sandbox's "reset" fault into a dropped connection."""
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        try:
+            return self.app(environ, start_response)
+        except ConnectionAbortedError:
+            sock = environ.get("werkzeug.socket")
+            if sock is not None:
+                import socket
+
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+            raise
