@@ -142,7 +142,7 @@ class Plugins:
         for caller in self.pm.get_hookcallers(plugin) or []:
             if caller.spec is None:
                 for impl in caller.get_hookimpls():
-                    if impl.plugin is plugin and not impl.hookimpl_config.optionalhook:
+                    if impl.plugin is plugin and not impl.optionalhook:
                         raise PluginError(f"unknown hook {caller.name!r} (misspelled?)")
 
     def _mark_broken(self, record: PluginRecord, error: str) -> None:
@@ -184,7 +184,7 @@ class Plugins:
             others = [p for n, p in self.pm.list_name_plugin() if n != name]
             caller = self.pm.subset_hook_caller(hook, remove_plugins=others)
             self._callers[key] = caller
-        return caller  # type: ignore[no-any-return]
+        return caller
 
     def call_plugin(self, name: str, hook: str, **kwargs: Any) -> Any:
         """Call a plugin-level hook (``connector_info``, ``connector_sandbox``) on one plugin only."""
