@@ -1,0 +1,62 @@
+"""Meta-tests: the hook reference and the hook tests cannot drift from the contract (datasette's habit)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from leadbridge import docgen
+from leadbridge.plugins import hook_names
+
+ROOT = Path(__file__).resolve().parents[1]
+HOOKS_MD = ROOT / "docs" / "hooks.md"
+
+
+def test_hooks_md_is_up_to_date() -> None:
+    assert HOOKS_MD.read_text() == docgen.render(), (
+        "docs/hooks.md is stale: run `python -m leadbridge.docgen > docs/hooks.md`"
+    )
+
+
+@pytest.mark.parametrize("hook", hook_names())
+def test_every_hook_has_a_heading_with_its_exact_signature(hook: str) -> None:
+    headings = [line for line in HOOKS_MD.read_text().splitlines() if line.startswith("### ")]
+    assert f"### `{docgen.signature(hook)}`" in headings
+
+
+def test_signature_shows_types_and_firstresult_flag() -> None:
+    sig = docgen.signature("upsert_contact")
+    assert sig == (
+        "upsert_contact(connection: ConnectionView, client: VendorClient, object_type: str, "
+        "contacts: Sequence[Contact]) -> list[RecordResult]"
+    )
+    section = HOOKS_MD.read_text().split(f"### `{sig}`", 1)[1].split("### ", 1)[0]
+    assert "*firstresult;" in section
+    assert "**Returns**: one result per input" in section
+
+
+def _hook_test_names() -> set[str]:
+    pattern = re.compile(r"^\s*(?:async\s+)?def (test_hook_\w+)\(", re.MULTILINE)
+    files = [*(ROOT / "tests").rglob("test_*.py"), *ROOT.glob("plugins/*/tests/**/test_*.py")]
+    return {m for f in files for m in pattern.findall(f.read_text())}
+
+
+@pytest.mark.parametrize("hook", hook_names())
+def test_every_hook_has_a_test(hook: str) -> None:
+    names = _hook_test_names()
+    assert any(n == f"test_hook_{hook}" or n.startswith(f"test_hook_{hook}_") for n in names), (
+        f"no test named test_hook_{hook} under tests/ or plugins/*/tests"
+    )
+
+
+def test_hook_list_matches_the_contract_module() -> None:
+    # A helper left in hookspecs.py without the marker would silently vanish from the docs.
+    from leadbridge import hookspecs
+
+    public = {
+        n for n, obj in vars(hookspecs).items()
+        if callable(obj) and not n.startswith("_") and getattr(obj, "__module__", "") == hookspecs.__name__
+    }
+    assert public == set(hook_names())
