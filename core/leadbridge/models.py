@@ -24,7 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from .db import UTCDateTime, db, utcnow
 
@@ -91,8 +91,14 @@ class Contact(TimestampMixin, db.Model):  # type: ignore[name-defined,misc]
     __table_args__ = (Index("ix_contact_name", "last_name", "first_name"),)
 
     def set_email(self, email: str | None) -> None:
-        self.email = email.strip() if email else None
+        """Set the email; its matching key follows (also when ``email`` is assigned directly)."""
+        self.email = email
+
+    @validates("email")
+    def _sync_email_key(self, _key: str, email: str | None) -> str | None:
+        # One place keeps email_key in step, so Contact(email=...) cannot bypass uniqueness.
         self.email_key = normalize_email(email)
+        return (email.strip() or None) if email else None
 
     @property
     def full_name(self) -> str:
@@ -211,7 +217,9 @@ class SyncState(db.Model):  # type: ignore[name-defined,misc]
 
     __tablename__ = "sync_state"
 
-    connection_id: Mapped[int] = mapped_column(ForeignKey("connection.id", ondelete="CASCADE"), primary_key=True)
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("connection.id", ondelete="CASCADE"), primary_key=True
+    )
     stream: Mapped[str] = mapped_column(String(128), primary_key=True)
     cursor: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -292,7 +300,9 @@ class WebhookDelivery(db.Model):  # type: ignore[name-defined,misc]
 
     __tablename__ = "webhook_delivery"
 
-    connection_id: Mapped[int] = mapped_column(ForeignKey("connection.id", ondelete="CASCADE"), primary_key=True)
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("connection.id", ondelete="CASCADE"), primary_key=True
+    )
     event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
