@@ -11,6 +11,7 @@ A connector ships a subclass of :class:`Sandbox` that adds the vendor's routes t
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,8 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from .types import Credentials
+
 
 @dataclass(slots=True)
 class Fault:
@@ -27,8 +30,10 @@ class Fault:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     path_prefix: str | None = None
-    #: "reset": apply the request, then drop the connection (an ambiguous write)
+    #: "respond": answer ``status``; "reset": apply the request, then drop the connection (an
+    #: ambiguous write); "rate_limit": answer with :meth:`Sandbox.rate_limit_response`
     mode: str = "respond"
+    retry_after: float = 1.0
 
 
 @dataclass(slots=True)
@@ -43,6 +48,18 @@ class Sandbox:
     """Base class of connector sandboxes. Subclasses add routes in :meth:`setup_routes`.
 
     :attr:`name` is the connector name; :attr:`app` is the Flask app to serve.
+
+    What the connector test kit (:class:`leadbridge.testing.ConnectorConformance`) uses:
+
+    * :meth:`connection_settings` / :meth:`bad_connection_settings` (required);
+    * :meth:`connection_credentials` — credentials a new connection starts with (authorization-code
+      connectors return a refresh token the sandbox accepts, as if the admin had clicked Connect);
+    * :meth:`add_contacts`, :meth:`contact_count`, :meth:`company_count` (checks needing them are
+      skipped when they raise :class:`NotImplementedError`);
+    * :meth:`expire_tokens`, :meth:`fail_next` and :meth:`count_calls` / :attr:`calls`;
+    * optional attribute ``page_size`` (int): when present the kit lowers it (to 5) so that a few
+      seeded records span several pages; without it the kit seeds
+      ``ConnectorConformance.fetch_seed`` records and cannot check that paging happened.
     """
 
     name = "sandbox"
@@ -77,6 +94,10 @@ class Sandbox:
     def bad_connection_settings(self, base_url: str) -> tuple[dict[str, Any], dict[str, str]]:
         """Settings whose credentials the sandbox refuses (for "Test connection" and the kit)."""
         raise NotImplementedError
+
+    def connection_credentials(self, base_url: str) -> Credentials | None:
+        """Credentials a new connection starts with (``None``: the connector logs in by itself)."""
+        return None
 
     def seed_demo(self) -> None:
         """Fill the sandbox with believable demo records."""
@@ -116,12 +137,20 @@ class Sandbox:
         headers: dict[str, str] | None = None,
         path_prefix: str | None = None,
         mode: str = "respond",
+        retry_after: float = 1.0,
     ) -> None:
-        """Answer the next ``times`` matching requests with ``status`` (or, ``mode="reset"``, apply
-        the request and then drop the connection)."""
+        """Force failures on the next ``times`` requests whose path starts with ``path_prefix``.
+
+        ``mode="respond"`` answers ``status`` with ``body`` and ``headers``; ``mode="reset"`` applies
+        the request and then drops the connection without any response (an ambiguous write);
+        ``mode="rate_limit"`` answers with the vendor's own :meth:`rate_limit_response` asking to
+        wait ``retry_after`` seconds. Exempt paths (:attr:`exempt_prefixes`) never fail.
+        """
+        if mode not in ("respond", "reset", "rate_limit"):
+            raise ValueError(f"unknown fault mode {mode!r}")
         with self.lock:
             for _ in range(times):
-                self.faults.append(Fault(status, body, dict(headers or {}), path_prefix, mode))
+                self.faults.append(Fault(status, body, dict(headers or {}), path_prefix, mode, retry_after))
 
     def count_calls(self, method: str | None = None, prefix: str = "") -> int:
         with self.lock:
@@ -166,6 +195,9 @@ class Sandbox:
                         request.environ["sandbox.reset"] = self.faults.pop(i)
                         return None
                     self.faults.pop(i)
+                    if fault.mode == "rate_limit":
+                        self.rate_limited_count += 1
+                        return self.rate_limit_response(fault.retry_after)
                     resp = jsonify(fault.body) if fault.body is not None else Response(status=fault.status)
                     resp.status_code = fault.status
                     resp.headers.update(fault.headers)
@@ -221,9 +253,7 @@ class _ResetAware:
             if sock is not None:
                 import socket
 
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 sock.close()
             raise

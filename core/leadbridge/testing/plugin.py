@@ -1,0 +1,184 @@
+"""pytest fixtures for leadbridge and its connectors (loaded through the ``pytest11`` entry point).
+
+Every suite that has leadbridge installed gets them, third-party connectors included:
+
+* ``leadbridge_connector`` — the connector under test (default ``None``: every installed one is
+  loaded). Override it in a conftest or test module to load only yours and to aim ``sandbox`` and
+  ``connection`` at it.
+* ``connection_plugin`` — the connector ``sandbox`` and ``connection`` use; defaults to
+  ``leadbridge_connector``. Override it instead to keep every installed connector loaded.
+* ``leadbridge_database_url`` — a fresh SQLite file, or a fresh PostgreSQL database per test when
+  ``LEADBRIDGE_TEST_DATABASE_URL`` is set.
+* ``app`` (migrated with Alembic), ``app_ctx``, ``client``, ``cli_runner``.
+* ``sandbox``, ``sandbox_server`` (on 127.0.0.1, stopped at teardown), ``connection`` (enabled,
+  aimed at the sandbox) and ``make_connection`` (a factory for more, e.g. with bad credentials).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from cryptography.fernet import Fernet
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+
+from ..sandbox import Sandbox, SandboxServer
+from .database import temporary_database
+
+if TYPE_CHECKING:
+    from ..models import Connection
+
+MakeConnection = Callable[..., Any]
+
+
+@pytest.fixture
+def leadbridge_connector() -> str | None:
+    """The connector under test; ``None`` loads every installed connector. Override to choose one."""
+    return None
+
+
+@pytest.fixture
+def leadbridge_database_url(tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty database for this test (SQLite, or PostgreSQL when the env var asks)."""
+    with temporary_database(tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def app(tmp_path: Path, leadbridge_database_url: str, leadbridge_connector: str | None) -> Iterator[Flask]:
+    """A fresh leadbridge app: its own instance folder, database (migrated), keys and plugin set."""
+    from flask_migrate import upgrade
+
+    from ..app import create_app
+    from ..db import db
+
+    instance = tmp_path / "instance"
+    flask_app = create_app(
+        {
+            "TESTING": True,
+            "INSTANCE_PATH": str(instance),
+            "SQLALCHEMY_DATABASE_URI": leadbridge_database_url,
+            "SECRET_KEYS": Fernet.generate_key().decode(),
+            "ALLOW_BASE_URL_OVERRIDE": True,
+            "PLUGINS_ALLOW": [leadbridge_connector] if leadbridge_connector else None,
+            "WTF_CSRF_ENABLED": True,
+        }
+    )
+    with flask_app.app_context():
+        upgrade()
+    yield flask_app
+    with flask_app.app_context():
+        db.session.remove()
+        for engine in db.engines.values():
+            engine.dispose()  # close SQLite files and PostgreSQL sessions before the database goes
+
+
+@pytest.fixture
+def app_ctx(app: Flask) -> Iterator[Flask]:
+    """``app`` with an application context pushed for the whole test."""
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """Flask's test client for ``app``."""
+    return app.test_client()
+
+
+@pytest.fixture
+def cli_runner(app: Flask) -> FlaskCliRunner:
+    """Flask's CLI runner for ``app``: ``cli_runner.invoke(leadbridge.cli.main, ["plugins"])``."""
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def connection_plugin(leadbridge_connector: str | None) -> str | None:
+    """The connector ``sandbox`` and ``connection`` belong to (default: ``leadbridge_connector``)."""
+    return leadbridge_connector
+
+
+def _connector_name(connection_plugin: str | None) -> str:
+    if connection_plugin is None:
+        raise pytest.UsageError(
+            "this fixture needs a connector: override `leadbridge_connector` (or `connection_plugin`)"
+            " to return its name"
+        )
+    return connection_plugin
+
+
+@pytest.fixture
+def sandbox(app: Flask, connection_plugin: str | None) -> Sandbox:
+    """A new sandbox of the connector under test (its ``connector_sandbox`` hook), not yet served."""
+    from ..app import get_plugins
+
+    name = _connector_name(connection_plugin)
+    result: Sandbox | None = get_plugins(app).call_plugin(name, "connector_sandbox")
+    if result is None:
+        pytest.skip(f"{name} ships no sandbox")
+    return result
+
+
+@pytest.fixture
+def sandbox_server(sandbox: Sandbox) -> Iterator[SandboxServer]:
+    """``sandbox`` served on 127.0.0.1 (random port) in a thread; stopped at teardown."""
+    server = SandboxServer(sandbox).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def make_connection(
+    app_ctx: Flask, sandbox: Sandbox, sandbox_server: SandboxServer, connection_plugin: str | None
+) -> MakeConnection:
+    """A factory creating committed connections aimed at the sandbox.
+
+    ``make_connection(values=None, *, name=None, enabled=True, options=None, bad=False)``:
+    ``values`` default to the sandbox's working settings (``bad=True``: its refused ones).
+    """
+    from ..app import get_plugins
+    from ..connections import create_connection, store_credentials
+    from ..db import db
+
+    connector = _connector_name(connection_plugin)
+    info = get_plugins().info(connector)
+    created: list[int] = []
+
+    def make(
+        values: Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        enabled: bool = True,
+        options: Mapping[str, Any] | None = None,
+        bad: bool = False,
+    ) -> Connection:
+        if values is None:
+            pick = sandbox.bad_connection_settings if bad else sandbox.connection_settings
+            settings, secrets = pick(sandbox_server.url)
+            values = {**settings, **secrets}
+        conn = create_connection(
+            connector,
+            name or f"{info.display_name} test {len(created) + 1}",
+            values,
+            enabled=enabled,
+            options={"base_url": sandbox_server.url, **(options or {})},
+        )
+        if not bad:
+            store_credentials(conn, sandbox.connection_credentials(sandbox_server.url))
+        db.session.commit()  # never hold a write transaction open across the vendor calls that follow
+        created.append(conn.id)
+        return conn
+
+    return make
+
+
+@pytest.fixture
+def connection(make_connection: MakeConnection) -> Connection:
+    """An enabled connection of the connector under test, aimed at ``sandbox_server`` (committed)."""
+    conn: Connection = make_connection()
+    return conn
