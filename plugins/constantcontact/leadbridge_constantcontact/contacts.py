@@ -1,0 +1,182 @@
+"""Reading and writing contacts: incremental reads, upserts, deletes, lists as campaigns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from leadbridge.connection_view import ConnectionView
+from leadbridge.errors import RecordError
+from leadbridge.http import VendorClient
+from leadbridge.types import Campaign, Contact, Outcome, Page, RecordResult
+
+from . import bulk
+from .fields import (
+    CustomFields,
+    comparable,
+    contact_from_cc,
+    load_custom_fields,
+    next_link,
+    problems,
+    put_body,
+    sign_up_body,
+    values_of,
+)
+
+INCLUDE = "custom_fields,phone_numbers,street_addresses"
+PAGE_LIMIT = 500  # the vendor's maximum; small pages have produced 504s
+DEFAULT_LIST = "leadbridge"
+
+
+def iso_z(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _page(client: VendorClient, path: str, params: dict[str, Any] | None) -> Page[Contact]:
+    # 202 "processing" carries the same body as 200: keep paging.
+    body = client.get(path, params=params).json()
+    custom = load_custom_fields(client)
+    items = [contact_from_cc(raw, custom) for raw in body.get("contacts") or []]
+    return Page(items=items, next_cursor=next_link(client, body))
+
+
+def fetch_contacts(client: VendorClient, since: datetime | None, cursor: str | None) -> Page[Contact]:
+    """One page of contacts changed since ``since``; ``status=all`` so deletions are seen."""
+    if cursor:
+        return _page(client, cursor, None)
+    params: dict[str, Any] = {"status": "all", "include": INCLUDE, "limit": PAGE_LIMIT}
+    if since is not None:
+        params["updated_after"] = iso_z(since)
+    return _page(client, "contacts", params)
+
+
+def fetch_list_members(client: VendorClient, list_id: str, cursor: str | None) -> Page[Contact]:
+    if cursor:
+        return _page(client, cursor, None)
+    return _page(client, "contacts", {"lists": list_id, "include": INCLUDE, "limit": PAGE_LIMIT})
+
+
+def list_campaigns(client: VendorClient) -> list[Campaign]:
+    out: list[Campaign] = []
+    path: str | None = "contact_lists"
+    params: dict[str, Any] | None = {"include_count": "true", "limit": 1000, "status": "active"}
+    while path:
+        body = client.get(path, params=params).json()
+        for raw in body.get("lists") or []:
+            out.append(Campaign(str(raw["list_id"]), str(raw["name"]), raw.get("membership_count")))
+        path, params = next_link(client, body), None
+    return out
+
+
+def ensure_list(connection: ConnectionView, client: VendorClient) -> str:
+    """The id of the list new contacts join (Constant Contact needs one); created when missing."""
+    name = str(connection.setting("list_name", DEFAULT_LIST))
+    for _ in range(2):
+        body = client.get("contact_lists", params={"name": name, "limit": 1000}).json()
+        for raw in body.get("lists") or []:
+            if raw.get("name") == name and not raw.get("deleted_at"):
+                return str(raw["list_id"])
+        response = client.post(
+            "contact_lists", json={"name": name, "favorite": False}, ok_statuses=frozenset({409})
+        )
+        if response.status_code == 201:
+            return str(response.json()["list_id"])
+        # 409: someone created it meanwhile; read it again.
+    raise RecordError(f"could not find or create the list {name!r}", code="list")
+
+
+def upsert_contacts(
+    connection: ConnectionView, client: VendorClient, contacts: Sequence[Contact]
+) -> list[RecordResult]:
+    """Create or update contacts: one by one through the upsert endpoint, or the bulk import for volume."""
+    results: list[RecordResult | None] = [None] * len(contacts)
+    todo: list[tuple[int, Contact, dict[str, Any]]] = []
+    for i, contact in enumerate(contacts):
+        values = values_of(contact)
+        problem = problems(values)
+        if problem is not None:
+            field, reason = problem
+            results[i] = RecordResult(
+                Outcome.SKIPPED,
+                ref=contact.ref,
+                remote_id=contact.remote_id,
+                reason=reason,
+                code="REQUIRED_FIELD_MISSING" if field == "email" and "empty" in reason else "INVALID_FIELD",
+                extra={"field": field},
+            )
+        else:
+            todo.append((i, contact, values))
+    if todo:
+        custom = load_custom_fields(client)
+        list_id = ensure_list(connection, client)
+        threshold = int(connection.setting("bulk_threshold", 50) or 50)
+        if len(todo) >= threshold:
+            for (i, _, _), result in zip(
+                todo, bulk.import_contacts(client, todo, list_id, custom), strict=True
+            ):
+                results[i] = result
+        else:
+            for i, contact, values in todo:
+                try:
+                    results[i] = _write_one(client, contact, values, list_id, custom)
+                except RecordError as exc:
+                    results[i] = RecordResult(
+                        Outcome.FAILED,
+                        ref=contact.ref,
+                        remote_id=contact.remote_id,
+                        reason=exc.message,
+                        code=exc.code,
+                    )
+    return [r for r in results if r is not None]
+
+
+def _get(client: VendorClient, contact_id: str) -> dict[str, Any] | None:
+    response = client.get(f"contacts/{contact_id}", params={"include": INCLUDE}, ok_statuses=frozenset({404}))
+    return None if response.status_code == 404 else dict(response.json())
+
+
+def _put_if_changed(
+    client: VendorClient, current: dict[str, Any], values: dict[str, Any], custom: CustomFields
+) -> bool:
+    desired = put_body(current, values, custom)
+    if desired == comparable(current) and not current.get("deleted_at"):
+        return False
+    client.put(f"contacts/{current['contact_id']}", json=desired)
+    return True
+
+
+def _write_one(
+    client: VendorClient, contact: Contact, values: dict[str, Any], list_id: str, custom: CustomFields
+) -> RecordResult:
+    if contact.remote_id:
+        current = _get(client, contact.remote_id)
+        if current is not None:
+            changed = _put_if_changed(client, current, values, custom)
+            return RecordResult(
+                Outcome.UPDATED if changed else Outcome.UNCHANGED,
+                ref=contact.ref,
+                remote_id=contact.remote_id,
+            )
+    body, needs_put = sign_up_body(values, list_id, custom)
+    # An upsert by email: sending it twice changes nothing, so it may be retried.
+    response = client.post("contacts/sign_up_form", json=body, idempotent=True)
+    answer = response.json()
+    remote_id = str(answer["contact_id"])
+    outcome = Outcome.CREATED if response.status_code == 201 else Outcome.UPDATED
+    if needs_put:
+        current = _get(client, remote_id)
+        if current is not None:
+            _put_if_changed(client, current, values, custom)
+    return RecordResult(outcome, ref=contact.ref, remote_id=remote_id, extra={"action": answer.get("action")})
+
+
+def delete_contacts(client: VendorClient, remote_ids: Sequence[str]) -> list[RecordResult]:
+    """Delete contacts (they turn ``deleted`` in Constant Contact); an already deleted one counts as done."""
+    if len(remote_ids) > bulk.DELETE_ONE_BY_ONE_UP_TO:
+        return bulk.delete_contacts(client, remote_ids)
+    results = []
+    for rid in remote_ids:
+        client.delete(f"contacts/{rid}", ok_statuses=frozenset({404}))
+        results.append(RecordResult(Outcome.DELETED, ref=rid, remote_id=rid))
+    return results
