@@ -195,7 +195,8 @@ class AuthServer:
         )
         return _page(
             f"<h1>Constant Contact (sandbox)</h1><p>Allow <b>{html.escape(app.client_id)}</b> to access your "
-            f'contacts?</p><form method="post">{fields}<button name="decision" value="allow">Allow Access</button>'
+            f'contacts?</p><form method="post">{fields}'
+            '<button name="decision" value="allow">Allow Access</button>'
             f'<button name="decision" value="deny">Deny</button></form>',
             200,
         )
