@@ -1,0 +1,146 @@
+"""leadbridge connector for PlanMill (REST API 1.5): the hook implementations.
+
+Each hook is a thin adapter; the work lives in small modules: :mod:`.info` (metadata),
+:mod:`.urls` (where the instance lives), :mod:`.auth` (OAuth2 and error quirks), :mod:`.fields`
+(types and value conversion), :mod:`.matching` and :mod:`.writes` (send), :mod:`.reads` (import and
+pull) and :mod:`.sandbox` (the loopback imitation of PlanMill).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import requests
+from leadbridge import hookimpl
+from leadbridge.connection_view import ConnectionView
+from leadbridge.errors import ConfigError, ConnectionDisabled, LeadbridgeError
+from leadbridge.http import VendorClient
+from leadbridge.metadata import ConnectorInfo
+from leadbridge.sandbox import Sandbox
+from leadbridge.types import (
+    Action,
+    Campaign,
+    Company,
+    Contact,
+    Credentials,
+    Page,
+    RecordResult,
+    RemoteField,
+)
+
+from . import auth, fields, reads, urls, writes
+from . import info as _info
+from .paging import PAGE_SIZE
+
+__version__ = "0.1.0"
+
+
+@hookimpl
+def connector_info() -> ConnectorInfo:
+    return _info.connector_info()
+
+
+@hookimpl
+def connector_sandbox() -> Sandbox:
+    from .sandbox import PlanMillSandbox
+
+    return PlanMillSandbox()
+
+
+@hookimpl
+def api_base_url(connection: ConnectionView) -> str:
+    if connection.setting("enabled", True) is False:
+        # The brief's own "Enabled" switch: off means nothing reaches PlanMill.
+        raise ConnectionDisabled("the PlanMill integration is switched off in its settings")
+    return urls.api_base(connection)
+
+
+@hookimpl
+def authenticate(
+    connection: ConnectionView, client: VendorClient, previous: Credentials | None
+) -> Credentials:
+    # Client credentials carry no refresh token: every renewal is a fresh grant.
+    return auth.authenticate(connection, client)
+
+
+@hookimpl
+def classify_error(connection: ConnectionView, response: requests.Response) -> LeadbridgeError | None:
+    return auth.classify_error(response)
+
+
+@hookimpl
+def field_types(connection: ConnectionView, client: VendorClient, object_type: str) -> list[RemoteField]:
+    return fields.field_types(client, object_type)
+
+
+@hookimpl
+def list_campaigns(connection: ConnectionView, client: VendorClient) -> list[Campaign]:
+    return reads.list_campaigns(client)
+
+
+@hookimpl
+def fetch_contacts(
+    connection: ConnectionView,
+    client: VendorClient,
+    object_type: str,
+    since: datetime | None,
+    cursor: str | None,
+) -> Page[Contact]:
+    _contact_object(object_type)
+    return reads.fetch_contacts(client, since, cursor, size=_page_size(connection))
+
+
+@hookimpl
+def fetch_companies(
+    connection: ConnectionView, client: VendorClient, since: datetime | None, cursor: str | None
+) -> Page[Company]:
+    return reads.fetch_companies(client, since, cursor, size=_page_size(connection))
+
+
+@hookimpl
+def fetch_campaign_members(
+    connection: ConnectionView, client: VendorClient, campaign_id: str, cursor: str | None
+) -> Page[Contact]:
+    return reads.fetch_campaign_members(client, campaign_id, cursor, size=_page_size(connection))
+
+
+@hookimpl
+def upsert_company(
+    connection: ConnectionView, client: VendorClient, companies: Sequence[Company]
+) -> list[RecordResult]:
+    return writes.upsert_companies(client, companies)
+
+
+@hookimpl
+def upsert_contact(
+    connection: ConnectionView, client: VendorClient, object_type: str, contacts: Sequence[Contact]
+) -> list[RecordResult]:
+    _contact_object(object_type)
+    return writes.upsert_contacts(client, contacts)
+
+
+@hookimpl
+def delete_contacts(
+    connection: ConnectionView, client: VendorClient, object_type: str, remote_ids: Sequence[str]
+) -> list[RecordResult]:
+    _contact_object(object_type)
+    return writes.delete_contacts(client, remote_ids)
+
+
+@hookimpl
+def create_action(connection: ConnectionView, client: VendorClient, action: Action) -> RecordResult:
+    return writes.create_action(connection, client, action)
+
+
+def _page_size(connection: ConnectionView) -> int:
+    """Rows per request; ``options["page_size"]`` lowers it for tenants with slow lists."""
+    try:
+        return max(1, min(1000, int(connection.options.get("page_size") or PAGE_SIZE)))
+    except (TypeError, ValueError):
+        return PAGE_SIZE
+
+
+def _contact_object(object_type: str) -> None:
+    if object_type != "contact":
+        raise ConfigError(f"PlanMill people are 'contact', not {object_type!r}")
