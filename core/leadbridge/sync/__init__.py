@@ -1,0 +1,36 @@
+"""The sync engine: pull, push, both; explicit sends and imports; run logs and their CSV export.
+
+Public API (other parts of leadbridge code against these names):
+
+* :func:`run_sync` — one sync of a connection now (synchronous); :func:`start_run` — in the background.
+* :func:`send_contacts` — "Send to <connector>"; :func:`import_campaign` — "Import from <connector>".
+* :func:`export_run_csv` — a run's records as spreadsheet-safe CSV.
+* :func:`notify_contacts_changed` — debounced push after a form or API change.
+* :func:`default_mappings`, :func:`validate_mapping` — field mappings from presets / checked when saved.
+"""
+
+from __future__ import annotations
+
+from . import changes as _changes
+from .actions import import_campaign, send_contacts
+from .export import export_run_csv, export_runs_csv
+from .mappings import default_mappings, validate_mapping
+from .notify import notify_contacts_changed
+from .runner import execute, resolve_connection, run_sync, start_run, wait_for_runs
+
+_changes.install()
+
+__all__ = [
+    "default_mappings",
+    "execute",
+    "export_run_csv",
+    "export_runs_csv",
+    "import_campaign",
+    "notify_contacts_changed",
+    "resolve_connection",
+    "run_sync",
+    "send_contacts",
+    "start_run",
+    "validate_mapping",
+    "wait_for_runs",
+]

@@ -1,0 +1,161 @@
+"""What one run carries around: the connection, its connector, the vendor client, the run log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flask import Flask
+
+from ..app import get_plugins
+from ..connection_view import ConnectionView
+from ..connections import client_for, rebase, view
+from ..db import db
+from ..errors import ConfigError, TransientError
+from ..http import CallStats, VendorClient
+from ..metadata import ConnectorInfo, ObjectSpec
+from ..models import Connection
+from ..plugins import Plugins
+from ..types import Direction, HubKind
+from .mappings import ObjectMappings, fetch_remote_fields, missing_remote_fields, resolve
+from .runlog import RunLog
+
+#: How often the engine re-sends an upsert batch after a transient failure (upserts are idempotent).
+WRITE_ATTEMPTS = 3
+#: The paging guard besides ``next_cursor is None`` and a repeating cursor.
+MAX_PAGES = 100_000
+
+
+@dataclass
+class RunContext:
+    app: Flask
+    conn_id: int
+    info: ConnectorInfo
+    plugins: Plugins
+    client: VendorClient
+    stats: CallStats
+    log: RunLog
+    started_at: datetime
+    direction: Direction
+    dry_run: bool = False
+    full: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+    #: company key (``id:<hub id>`` / ``name:<key>``) → remote id: one upsert per company per run
+    company_cache: dict[str, str | None] = field(default_factory=dict)
+    _mappings: dict[str, ObjectMappings] = field(default_factory=dict)
+    _view: ConnectionView | None = None
+
+    @classmethod
+    def open(
+        cls,
+        conn: Connection,
+        log: RunLog,
+        *,
+        started_at: datetime,
+        direction: Direction,
+        dry_run: bool = False,
+        full: bool = False,
+        debug: bool | None = None,
+    ) -> RunContext:
+        """Build the context and authenticate (a vendor call: the caller has committed)."""
+        plugins = get_plugins()
+        info = plugins.info(conn.plugin)
+        stats = CallStats()
+        client = client_for(conn, run_id=log.run_id, stats=stats, debug=debug)
+        ctx = cls(
+            app=_app(),
+            conn_id=conn.id,
+            info=info,
+            plugins=plugins,
+            client=client,
+            stats=stats,
+            log=log,
+            started_at=started_at,
+            direction=direction,
+            dry_run=dry_run,
+            full=full,
+            options=dict(conn.options or {}),
+        )
+        if client.auth is not None:
+            client.auth.headers()
+            db.session.expire_all()  # the renewal committed credentials in another session
+            rebase(client, ctx.conn)
+        return ctx
+
+    @property
+    def conn(self) -> Connection:
+        row = db.session.get(Connection, self.conn_id)
+        if row is None:
+            raise ConfigError("the connection was deleted during the run")
+        return row
+
+    @property
+    def view(self) -> ConnectionView:
+        if self._view is None:
+            self._view = view(self.conn)
+        return self._view
+
+    def implements(self, hook: str) -> bool:
+        return self.plugins.implements(self.info.name, hook)
+
+    def call(self, hook: str, **kw: Any) -> Any:
+        """Call the owning connector's hook with this run's client (commit before: it may hit the vendor)."""
+        return self.plugins.call(self.view, hook, client=self.client, **kw)
+
+    def call_write(self, hook: str, **kw: Any) -> Any:
+        """Call an idempotent upsert/delete hook, re-sending it after a transient failure.
+
+        Safe because the contract makes these writes upserts: an ambiguous write (the vendor applied
+        it, the answer was lost) re-sent creates nothing new.
+        """
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                return self.call(hook, **kw)
+            except TransientError as exc:
+                if attempt == WRITE_ATTEMPTS or type(exc) is not TransientError:
+                    raise
+                self.log.note(f"{hook} re-sent after: {exc}")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def mappings(self, spec: ObjectSpec) -> ObjectMappings:
+        """The mappings of ``spec`` resolved against the live fields (one ``field_types`` call per run)."""
+        cached = self._mappings.get(spec.name)
+        if cached is None:
+            db.session.commit()
+            fields = fetch_remote_fields(self.conn, spec.name, self.client)
+            cached = resolve(self.conn, spec, fields)
+            for gone in missing_remote_fields(self.conn, spec, fields):
+                self.log.note(
+                    f"{spec.label}: mapped field {gone!r} no longer exists in {self.info.display_name}"
+                )
+            self._mappings[spec.name] = cached
+        return cached
+
+    def objects(self, kind: HubKind) -> list[ObjectSpec]:
+        """The connector objects of ``kind`` this connection syncs (``options["objects"]`` narrows them)."""
+        chosen = self.options.get("objects")
+        return [o for o in self.info.objects_of(kind) if not chosen or o.name in chosen]
+
+    def company_spec(self) -> ObjectSpec | None:
+        specs = self.info.objects_of(HubKind.COMPANY)
+        return specs[0] if specs else None
+
+    def allows(self, spec: ObjectSpec, flow: Direction) -> bool:
+        """True when this run, the connection and the connector object all allow ``flow``."""
+        return self.direction.includes(flow) and any(d.includes(flow) for d in spec.directions)
+
+    def delete_policy(self, flow: str) -> str:
+        policy = (self.options.get("delete_policy") or {}).get(flow, "ignore")
+        return str(policy) if policy in ("ignore", "unsubscribe", "delete") else "ignore"
+
+    @property
+    def conflict_policy(self) -> str:
+        policy = self.options.get("conflict", "newest")
+        return str(policy) if policy in ("newest", "hub", "crm") else "newest"
+
+
+def _app() -> Flask:
+    from flask import current_app
+
+    return current_app._get_current_object()  # type: ignore[attr-defined,no-any-return]

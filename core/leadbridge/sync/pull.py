@@ -1,0 +1,405 @@
+"""Pull: read the CRM's changed records page by page and store them in the hub.
+
+Each page is stored, logged and checkpointed in one transaction after it was read (the vendor call
+happens with nothing pending), so a crash re-reads at most one page and the look-back overlap is
+de-duplicated by the links. A dry run does the same work and rolls the hub writes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from ..db import db, utcnow
+from ..metadata import ObjectSpec
+from ..models import Company as HubCompany
+from ..models import Contact as HubContact
+from ..models import Link, SyncState, normalize_email
+from ..types import Company, Contact, HubKind, Outcome, Page
+from . import cursor as cursors
+from . import links
+from .context import MAX_PAGES, RunContext
+from .hubfields import company_key
+from .mappings import FieldRule
+from .merge import COMPANY_KEY, EMAIL_KEY, NAME_KEY, merge_pull
+
+DELETED_KEY = "__deleted__"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def stream_name(spec: ObjectSpec) -> str:
+    return f"pull:{spec.name}"
+
+
+def pull_object(ctx: RunContext, spec: ObjectSpec) -> None:
+    """Pull every record of ``spec`` changed since the checkpoint."""
+    om = ctx.mappings(spec)
+    stream = stream_name(spec)
+    state = db.session.get(SyncState, (ctx.conn_id, stream))
+    since = cursors.read_since(state.cursor if state else None, sync_from=ctx.conn.sync_from, full=ctx.full)
+    kind = spec.hub_kind
+    store: Callable[[Any], Any] = (
+        (lambda item: store_company(ctx, spec, om.items, item))
+        if kind is HubKind.COMPANY
+        else (lambda item: store_contact(ctx, spec, om.items, item))
+    )
+    page_cursor: str | None = None
+    seen_cursors: set[str] = set()
+    for _ in range(MAX_PAGES):
+        db.session.commit()  # nothing pending while the vendor answers
+        if kind is HubKind.COMPANY:
+            page: Page[Any] = ctx.call("fetch_companies", since=since, cursor=page_cursor)
+        else:
+            page = ctx.call("fetch_contacts", object_type=spec.name, since=since, cursor=page_cursor)
+        positions: list[tuple[datetime | None, str]] = []
+        for item in page.items:
+            store(item)
+            positions.append((item.modified_at, str(item.remote_id or "")))
+            ctx.log.advance()
+        _checkpoint(ctx, stream, positions)
+        nxt = page.next_cursor
+        if nxt is None:
+            return
+        if nxt in seen_cursors:
+            ctx.log.note(f"{spec.label}: the CRM repeated a page cursor; paging stopped")
+            return
+        seen_cursors.add(nxt)
+        page_cursor = nxt
+    ctx.log.note(f"{spec.label}: stopped after {MAX_PAGES} pages")
+
+
+def _checkpoint(ctx: RunContext, stream: str, positions: list[tuple[datetime | None, str]]) -> None:
+    if ctx.dry_run:
+        db.session.rollback()  # the same computation, nothing kept: hub data and cursor untouched
+        ctx.log.checkpoint()
+        return
+    state = db.session.get(SyncState, (ctx.conn_id, stream))
+    if state is None:
+        state = SyncState(connection_id=ctx.conn_id, stream=stream, cursor={})
+        db.session.add(state)
+    state.cursor = cursors.advance(state.cursor, positions, ceiling=ctx.started_at)
+    ctx.log.checkpoint()
+
+
+def _tombstone(ctx: RunContext, spec: ObjectSpec, link: Link, hub: HubContact | HubCompany | None) -> None:
+    """The CRM deleted the record: apply the from-CRM delete policy; never push it back."""
+    link.last_values = {**(link.last_values or {}), DELETED_KEY: True}
+    if hub is None or not isinstance(hub, HubContact):
+        return
+    policy = ctx.delete_policy("from_crm")
+    label = hub.email or f"#{hub.id}"
+    if policy == "unsubscribe" and not hub.unsubscribed:
+        hub.unsubscribed = True
+        ctx.log.add(
+            "hub",
+            spec.name,
+            Outcome.UPDATED,
+            hub_id=hub.id,
+            remote_id=link.remote_id,
+            label=label,
+            reason="deleted in the CRM: unsubscribed",
+            diff={"unsubscribed": [False, True]},
+        )
+    elif policy == "delete" and hub.deleted_at is None:
+        hub.deleted_at = utcnow()
+        ctx.log.add(
+            "hub",
+            spec.name,
+            Outcome.DELETED,
+            hub_id=hub.id,
+            remote_id=link.remote_id,
+            label=label,
+            reason="deleted in the CRM",
+        )
+
+
+def store_contact(
+    ctx: RunContext, spec: ObjectSpec, rules: list[FieldRule], item: Contact, *, force: bool = False
+) -> HubContact | None:
+    """Match (link, then email), create or update one hub contact from a CRM record; log the outcome."""
+    remote_id = str(item.remote_id) if item.remote_id is not None else None
+    link = links.by_remote(ctx.conn_id, spec.name, remote_id) if remote_id else None
+    hub = db.session.get(HubContact, link.hub_id) if link else None
+    label = item.email or remote_id or "?"
+    if item.deleted:
+        if link is not None:
+            _tombstone(ctx, spec, link, hub)
+        return None
+    if (
+        link is not None
+        and not force
+        and not ctx.full
+        and cursors.already_stored(link.remote_modified_at, item.modified_at)
+    ):
+        return hub  # read again in the look-back overlap: already stored
+    email_key = normalize_email(item.email)
+    created = False
+    if hub is None:
+        if not email_key:
+            ctx.log.add(
+                "hub", spec.name, Outcome.SKIPPED, remote_id=remote_id, label=label, reason="no email"
+            )
+            return None
+        hub = db.session.execute(
+            select(HubContact).where(HubContact.email_key == email_key)
+        ).scalar_one_or_none()
+        if hub is not None and remote_id:
+            other = links.by_hub(ctx.conn_id, spec.name, "contact", hub.id)
+            if (
+                other is not None
+                and other.remote_id != remote_id
+                and not (other.last_values or {}).get(DELETED_KEY)
+            ):
+                ctx.log.add(
+                    "hub",
+                    spec.name,
+                    Outcome.SKIPPED,
+                    hub_id=hub.id,
+                    remote_id=remote_id,
+                    label=label,
+                    reason=f"duplicate in the CRM: {item.email} is already linked to {other.remote_id}",
+                    code="duplicate",
+                )
+                return hub
+        if hub is None:
+            hub = HubContact(consent="none", unsubscribed=False, custom={}, field_changed_at={})
+            hub.set_email(item.email)
+            db.session.add(hub)
+            created = True
+    pending = _hub_pending(link, hub, created)
+    last = dict(link.last_values or {}) if link else {}
+    last.pop(DELETED_KEY, None)
+    rules = [r for r in rules if r.hub_field != "email"]
+    merged = merge_pull(
+        rules,
+        hub,
+        item.fields,
+        last,
+        created=created,
+        policy=ctx.conflict_policy,
+        remote_time=item.modified_at,
+    )
+    _merge_email(ctx, spec, hub, item, merged.diff, merged.last, merged.changed_at, created=created)
+    _attach_company(ctx, hub, item.company, merged.diff)
+    pending = pending or any(c["winner"] == "hub" for c in merged.conflicts.values())
+    stamp = utcnow()
+    if merged.diff or created:
+        hub.updated_at = stamp
+        if merged.changed_at:
+            hub.field_changed_at = {**(hub.field_changed_at or {}), **merged.changed_at}
+    if created:
+        hub.created_at = stamp
+    db.session.flush()
+    if remote_id:
+        links.save(
+            link,
+            conn_id=ctx.conn_id,
+            object_type=spec.name,
+            kind="contact",
+            hub_id=hub.id,
+            remote_id=remote_id,
+            last=merged.last,
+            synced_at=_synced_at(link, pending, stamp),
+            remote_modified_at=item.modified_at,
+        )
+    reason = "; ".join(merged.errors) or None
+    for field_name, conflict in merged.conflicts.items():
+        ctx.log.add(
+            "hub",
+            spec.name,
+            Outcome.CONFLICT,
+            hub_id=hub.id,
+            remote_id=remote_id,
+            label=label,
+            reason=f"{field_name} changed on both sides; {conflict['winner']} wins",
+            diff={field_name: conflict},
+        )
+    if created:
+        ctx.log.add(
+            "hub",
+            spec.name,
+            Outcome.CREATED,
+            hub_id=hub.id,
+            remote_id=remote_id,
+            label=label,
+            reason=reason,
+            diff=merged.diff,
+        )
+    elif merged.diff:
+        ctx.log.add(
+            "hub",
+            spec.name,
+            Outcome.UPDATED,
+            hub_id=hub.id,
+            remote_id=remote_id,
+            label=label,
+            reason=reason,
+            diff=merged.diff,
+        )
+    elif reason:
+        ctx.log.add(
+            "hub", spec.name, Outcome.SKIPPED, hub_id=hub.id, remote_id=remote_id, label=label, reason=reason
+        )
+    else:
+        ctx.log.add("hub", spec.name, Outcome.UNCHANGED)
+    return hub
+
+
+def _hub_pending(link: Link | None, hub: HubContact | HubCompany, created: bool) -> bool:
+    """True when the hub record has changes the CRM has not received yet (they must still be pushed)."""
+    if created:
+        return False
+    if link is None:
+        return True  # matched an existing hub record: its own values may differ from the CRM's
+    return hub.updated_at is not None and hub.updated_at > link.synced_at
+
+
+def _synced_at(link: Link | None, pending: bool, stamp: datetime) -> datetime:
+    # Pending hub changes keep the old sync time, so the record stays a push candidate.
+    if not pending:
+        return stamp
+    return link.synced_at if link is not None else EPOCH
+
+
+def _merge_email(
+    ctx: RunContext,
+    spec: ObjectSpec,
+    hub: HubContact,
+    item: Contact,
+    diff: dict[str, list[Any]],
+    last: dict[str, Any],
+    changed_at: dict[str, str],
+    *,
+    created: bool,
+) -> None:
+    """An email changed in the CRM updates the linked hub contact (never a duplicate)."""
+    remote_key = normalize_email(item.email)
+    if not remote_key:
+        return
+    if created or hub.email_key == remote_key:
+        last[EMAIL_KEY] = remote_key
+        return
+    if last.get(EMAIL_KEY) == remote_key:
+        return  # the CRM still has the old email; the hub's new one is pushed
+    clash = db.session.execute(
+        select(HubContact.id).where(HubContact.email_key == remote_key, HubContact.id != hub.id)
+    ).scalar_one_or_none()
+    if clash is not None:
+        ctx.log.note(f"{item.email}: email change not applied, hub contact #{clash} already has it")
+        return
+    diff["email"] = [hub.email, item.email]
+    hub.set_email(item.email)
+    changed_at["email"] = (item.modified_at or utcnow()).isoformat()
+    last[EMAIL_KEY] = remote_key
+
+
+def _attach_company(
+    ctx: RunContext, hub: HubContact, company: Company | None, diff: dict[str, list[Any]]
+) -> None:
+    if company is None or not company.name:
+        return
+    row: HubCompany | None = None
+    spec = ctx.company_spec()
+    if company.remote_id and spec is not None:
+        link = links.by_remote(ctx.conn_id, spec.name, str(company.remote_id))
+        row = db.session.get(HubCompany, link.hub_id) if link else None
+    if row is None:
+        row = db.session.execute(
+            select(HubCompany).where(HubCompany.name_key == company_key(company.name)).limit(1)
+        ).scalar_one_or_none()
+    if row is None:
+        row = HubCompany(
+            name=company.name.strip(), name_key=company_key(company.name), custom={}, field_changed_at={}
+        )
+        db.session.add(row)
+        db.session.flush()
+    if hub.company_id != row.id:
+        diff["company_name"] = [hub.company_name, row.name]
+        hub.company_id = row.id
+        hub.company_name = row.name
+
+
+def store_company(
+    ctx: RunContext, spec: ObjectSpec, rules: list[FieldRule], item: Company
+) -> HubCompany | None:
+    """Match (link, then exact normalised name), create or update one hub company."""
+    remote_id = str(item.remote_id) if item.remote_id is not None else None
+    link = links.by_remote(ctx.conn_id, spec.name, remote_id) if remote_id else None
+    hub = db.session.get(HubCompany, link.hub_id) if link else None
+    label = item.name or remote_id or "?"
+    if item.deleted:
+        if link is not None:
+            _tombstone(ctx, spec, link, hub)
+        return None
+    if (
+        link is not None
+        and not ctx.full
+        and cursors.already_stored(link.remote_modified_at, item.modified_at)
+    ):
+        return hub
+    created = False
+    if hub is None:
+        key = company_key(item.name)
+        if not key:
+            ctx.log.add("hub", spec.name, Outcome.SKIPPED, remote_id=remote_id, label=label, reason="no name")
+            return None
+        hub = db.session.execute(
+            select(HubCompany).where(HubCompany.name_key == key).limit(1)
+        ).scalar_one_or_none()
+        if hub is None:
+            hub = HubCompany(name=item.name.strip(), name_key=key, custom={}, field_changed_at={})
+            db.session.add(hub)
+            created = True
+    pending = _hub_pending(link, hub, created)
+    last = dict(link.last_values or {}) if link else {}
+    last.pop(DELETED_KEY, None)
+    rules = [r for r in rules if r.hub_field != "name"]
+    merged = merge_pull(
+        rules,
+        hub,
+        item.fields,
+        last,
+        created=created,
+        policy=ctx.conflict_policy,
+        remote_time=item.modified_at,
+    )
+    merged.last[NAME_KEY] = company_key(item.name)
+    stamp = utcnow()
+    if merged.diff or created:
+        hub.updated_at = stamp
+        if merged.changed_at:
+            hub.field_changed_at = {**(hub.field_changed_at or {}), **merged.changed_at}
+    if created:
+        hub.created_at = stamp
+    db.session.flush()
+    if remote_id:
+        links.save(
+            link,
+            conn_id=ctx.conn_id,
+            object_type=spec.name,
+            kind="company",
+            hub_id=hub.id,
+            remote_id=remote_id,
+            last=merged.last,
+            synced_at=_synced_at(link, pending, stamp),
+            remote_modified_at=item.modified_at,
+        )
+        ctx.company_cache[f"id:{hub.id}"] = remote_id
+    outcome = Outcome.CREATED if created else (Outcome.UPDATED if merged.diff else Outcome.UNCHANGED)
+    ctx.log.add(
+        "hub",
+        spec.name,
+        outcome,
+        hub_id=hub.id,
+        remote_id=remote_id,
+        label=label,
+        reason="; ".join(merged.errors) or None,
+        diff=merged.diff,
+    )
+    return hub
+
+
+__all__ = ["COMPANY_KEY", "pull_object", "store_company", "store_contact"]
