@@ -1,19 +1,24 @@
 """OAuth2 helpers connectors call from their ``authenticate`` hook, and the authorization-code
-flow the panel runs for "Connect" (requests-oauthlib, with ``state`` and PKCE S256).
+flow the panel runs for "Connect" (with ``state`` and PKCE S256).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import secrets
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
-from requests_oauthlib import OAuth2Session
 
-from ..errors import AuthError, NeedsReconnect, TransientError
+from ..errors import AuthError, ConfigError, NeedsReconnect, TransientError
 from ..types import Credentials
 from .client import VendorClient
+
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def credentials_from_token(token: Mapping[str, Any], *, previous: Credentials | None = None) -> Credentials:
@@ -119,11 +124,30 @@ def refresh(
 def authorization_url(
     auth_url: str, client_id: str, redirect_uri: str, scopes: Sequence[str]
 ) -> tuple[str, str, str]:
-    """Start the flow: return ``(url, state, code_verifier)``; keep the last two in the session."""
-    oauth = OAuth2Session(client_id, redirect_uri=redirect_uri, scope=list(scopes), pkce="S256")
-    url, state = oauth.authorization_url(auth_url)
-    verifier = oauth._code_verifier
-    return url, state, verifier
+    """Start the flow: return ``(url, state, code_verifier)``; keep the last two in the session.
+
+    The URL asks for an authorization code with PKCE (S256). Plain ``http`` is accepted only for
+    loopback hosts (sandboxes, tests, the demo); oauthlib would refuse those outright.
+    """
+    parts = urlsplit(auth_url)
+    if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in _LOOPBACK):
+        raise ConfigError("the authorization URL must use https")
+    state = secrets.token_urlsafe(30)
+    verifier = secrets.token_urlsafe(64)  # 86 characters: inside RFC 7636's 43..128
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": redirect_uri,
+            "scope": " ".join(scopes),
+            "state": state,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        },
+        quote_via=quote,
+    )
+    return f"{auth_url}{'&' if parts.query else '?'}{query}", state, verifier
 
 
 def exchange_code(
