@@ -8,3 +8,11 @@ import pytest
 @pytest.fixture
 def leadbridge_connector() -> str:
     return "constantcontact"
+
+
+@pytest.fixture
+def harness(connection, sandbox):  # type: ignore[no-untyped-def]
+    """Calls the connection's hooks the way the core does (leadbridge.testing.ConnectorHarness)."""
+    from leadbridge.testing import ConnectorHarness
+
+    return ConnectorHarness(connection, sandbox)

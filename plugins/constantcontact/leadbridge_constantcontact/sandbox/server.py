@@ -106,7 +106,8 @@ class ConstantContactSandbox(Sandbox):
         self.confirmed_opt_in = False
         self.sign_up_actions = ("created", "updated")
         self.max_queued_activities = 1000
-        self.requests_log: list[dict[str, Any]] = []
+        self.record_exchanges = False
+        self.exchanges: list[dict[str, Any]] = []
         super().__init__(rate_limit=rate_limit, latency=latency)
 
     # -- time ------------------------------------------------------------------------------
@@ -313,6 +314,7 @@ class ConstantContactSandbox(Sandbox):
     def setup_routes(self) -> None:
         self.auth.install(self.app)
         self.app.before_request(self._api_gate)
+        self.app.after_request(self._record_exchange)
         route = self.app.add_url_rule
         route(f"{API}/contacts", "contacts", self.list_contacts, methods=["GET"])
         route(f"{API}/contacts", "create_contact", self.create_contact, methods=["POST"])
@@ -355,6 +357,23 @@ class ConstantContactSandbox(Sandbox):
         if request.method in ("POST", "PUT") and request.mimetype != "application/json":
             return _err(415, "unsupported_media_type", "Content-Type must be application/json")
         return None
+
+    def _record_exchange(self, response: Response) -> Response:
+        # Kept for contract tests: every API request and answer, validated against the OpenAPI document.
+        if self.record_exchanges and request.path.startswith(API + "/"):
+            with self.lock:
+                self.exchanges.append(
+                    {
+                        "method": request.method,
+                        "path": request.path,
+                        "query": request.args.to_dict(),
+                        "content_type": request.mimetype,
+                        "body": request.get_json(silent=True) if request.data else None,
+                        "status": response.status_code,
+                        "response": response.get_json(silent=True) if response.is_json else None,
+                    }
+                )
+        return response
 
     def _json(self) -> Any:
         return request.get_json(silent=True)
