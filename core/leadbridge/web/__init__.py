@@ -1,4 +1,4 @@
-"""The web layer: panel, JSON API, OAuth callbacks and webhooks (blueprints registered in :func:`init_app`)."""
+"""The web layer: panel, JSON API, OAuth callbacks and webhooks (blueprints registered in init_app)."""
 
 from __future__ import annotations
 
@@ -17,4 +17,36 @@ def health_check() -> ResponseReturnValue:
 
 
 def init_app(app: Flask) -> None:
+    from . import (
+        api,
+        auth,
+        contacts,
+        dashboard,
+        forms,
+        integrations,
+        mapping,
+        runs,
+        security,
+        settings_pages,
+        syncsettings,
+        util,
+    )
+
+    security.init_app(app)
+    util.register_filters(app)
     app.register_blueprint(health)
+    for module in (
+        auth,
+        dashboard,
+        integrations,
+        syncsettings,
+        runs,
+        mapping,
+        contacts,
+        forms,
+        settings_pages,
+    ):
+        app.register_blueprint(module.bp)
+    app.register_blueprint(api.bp)
+    security.csrf.exempt(api.bp)
+    security.csrf.exempt(forms.submit)  # authenticated by the form's token, posted from other sites
