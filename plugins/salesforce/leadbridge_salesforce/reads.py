@@ -1,0 +1,254 @@
+"""Pulling Leads, flagged Contacts, Accounts and campaign members.
+
+Incremental reads filter on ``SystemModstamp`` (it also moves on system updates) ordered by
+``SystemModstamp, Id``; with a ``since`` they go through ``queryAll`` so deleted rows arrive in the
+same ordered stream (``IsDeleted = true``) for the delete policy. One page per call: the cursor is
+Salesforce's ``nextRecordsUrl``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from leadbridge.connection_view import ConnectionView
+from leadbridge.errors import ConfigError
+from leadbridge.types import Campaign, Company, Contact, Page
+
+from . import soql
+from .api import SalesforceApi, chunks
+from .fields import field_map, find, from_salesforce, parse_datetime
+
+log = logging.getLogger(__name__)
+
+LOOKUP_CHUNK = 500  # values per IN (...) inside Composite; the URL limit does not apply there
+SYSTEM = ("Id", "SystemModstamp", "IsDeleted", "CreatedDate")
+EXTRA_FIELDS = {
+    "Lead": ("Email", "IsConverted", "ConvertedContactId", "ConvertedAccountId"),
+    "Contact": ("Email", "AccountId", "Account.Name"),
+    "Account": ("Name",),
+}
+
+
+def _select_list(describe: dict[str, Any], object_type: str) -> list[str]:
+    names = list(SYSTEM) + list(EXTRA_FIELDS.get(object_type, ()))
+    for name in field_map(describe):
+        if name not in names:
+            names.append(name)
+    return [n for n in names if "." in n or n in field_map(describe) or n == "IsDeleted"]
+
+
+def _flag_condition(connection: ConnectionView, describe: dict[str, Any]) -> str:
+    """Contacts import only when the admin's flag field (checkbox or picklist) says yes."""
+    wanted = str(connection.setting("contact_flag_field", "Sync_To_Leadbridge__c"))
+    field = find(describe, wanted)
+    if field is None:
+        raise ConfigError(
+            f"Contact has no field {wanted!r} visible to the API user: create it (a checkbox or a "
+            "picklist with a 'Yes' value) or give the user read access to it"
+        )
+    if field["type"] == "boolean":
+        return f"{soql.name(field['name'])} = true"
+    values = [v.strip() for v in str(connection.setting("contact_flag_values", "Yes")).split(",") if v.strip()]
+    return f"{soql.name(field['name'])} IN {soql.in_list(values)}"
+
+
+def first_query(
+    connection: ConnectionView, api: SalesforceApi, object_type: str, since: datetime | None
+) -> tuple[str, bool]:
+    describe = api.describe(object_type)
+    conditions = []
+    if object_type == "Contact":
+        conditions.append(_flag_condition(connection, describe))
+    if since is not None:
+        conditions.append(f"SystemModstamp >= {soql.quote(since)}")
+    statement = soql.select(
+        _select_list(describe, object_type), object_type, " AND ".join(conditions) or None,
+        order_by=("SystemModstamp", "Id"),
+    )
+    return statement, since is not None
+
+
+def fetch_page(
+    connection: ConnectionView, api: SalesforceApi, object_type: str, since: datetime | None, cursor: str | None
+) -> tuple[list[dict[str, Any]], str | None, dict[str, str]]:
+    """One page of rows, the next cursor, and the Salesforce type of every field."""
+    describe = api.describe(object_type)
+    types = {name: str(f["type"]) for name, f in field_map(describe).items()}
+    if cursor:
+        state = json.loads(cursor)
+        page = api.next_page(str(state["next"]))
+    else:
+        statement, include_deleted = first_query(connection, api, object_type, since)
+        page = api.query(statement, include_deleted=include_deleted)
+    following = page.get("nextRecordsUrl") if not page.get("done", True) else None
+    return list(page.get("records", [])), json.dumps({"next": following}) if following else None, types
+
+
+def _modified(row: dict[str, Any]) -> datetime | None:
+    value = row.get("SystemModstamp")
+    return parse_datetime(str(value)) if value else None
+
+
+def _values(row: dict[str, Any], types: dict[str, str]) -> dict[str, Any]:
+    return {k: from_salesforce(v, types[k]) for k, v in row.items() if k in types}
+
+
+def to_contact(row: dict[str, Any], types: dict[str, str]) -> Contact:
+    contact = Contact(
+        email=row.get("Email"),
+        remote_id=row["Id"],
+        fields=_values(row, types),
+        modified_at=_modified(row),
+        deleted=bool(row.get("IsDeleted")),
+    )
+    if row.get("IsConverted") and row.get("ConvertedContactId"):
+        # A converted lead is read-only; the person lives on as this Contact.
+        contact.extra["converted_to"] = {"object_type": "Contact", "remote_id": row["ConvertedContactId"]}
+        contact.extra["converted_account"] = row.get("ConvertedAccountId")
+    if row.get("AccountId"):
+        account = row.get("Account") or {}
+        contact.company = Company(name=str(account.get("Name") or ""), remote_id=row["AccountId"])
+    return contact
+
+
+def to_company(row: dict[str, Any], types: dict[str, str]) -> Company:
+    return Company(
+        name=str(row.get("Name") or ""),
+        remote_id=row["Id"],
+        fields=_values(row, types),
+        modified_at=_modified(row),
+        deleted=bool(row.get("IsDeleted")),
+    )
+
+
+class Lookup:
+    """One lookup of rows whose ``key`` equals one of ``values`` (SOQL ``=`` ignores case)."""
+
+    def __init__(
+        self, object_type: str, key: str, values: list[str], extra: tuple[str, ...] = (), where: str | None = None
+    ) -> None:
+        self.key = key
+        self.statements = []
+        fields = ["Id", key, "CreatedDate", *extra]
+        for chunk in chunks(sorted({v for v in values if v}), LOOKUP_CHUNK):
+            condition = f"{soql.name(key)} IN {soql.in_list(chunk)}" + (f" AND {where}" if where else "")
+            self.statements.append(soql.select(fields, object_type, condition, order_by=("CreatedDate", "Id")))
+
+    def group(self, pages: list[list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+        """Rows by lower-cased key, oldest first (``CreatedDate``, then ``Id``: deterministic)."""
+        found: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for rows in pages:
+            for row in rows:
+                found[str(row.get(self.key) or "").strip().lower()].append(row)
+        for rows in found.values():
+            rows.sort(key=lambda r: (str(r.get("CreatedDate")), str(r["Id"])))
+        return found
+
+
+def lookup(api: SalesforceApi, *lookups: Lookup) -> list[dict[str, list[dict[str, Any]]]]:
+    """Run several lookups in as few Composite calls as possible (25 queries per API call)."""
+    statements = [s for one in lookups for s in one.statements]
+    if not statements:
+        return [{} for _ in lookups]
+    pages = api.query_many(statements)
+    grouped, at = [], 0
+    for one in lookups:
+        grouped.append(one.group(pages[at : at + len(one.statements)]))
+        at += len(one.statements)
+    return grouped
+
+
+def drop_duplicate_leads(api: SalesforceApi, contacts: list[Contact]) -> list[Contact]:
+    """Keep one lead per email: the oldest (``CreatedDate``, then ``Id``); log the others.
+
+    Salesforce allows two open leads with one email; the hub has one contact per email, so pulling
+    both would overwrite it with whichever came last. The kept one carries ``duplicate_ids``.
+    """
+    emails = [c.email.strip().lower() for c in contacts if c.email and not c.deleted and "converted_to" not in c.extra]
+    if not emails:
+        return contacts
+    (groups,) = lookup(api, Lookup("Lead", "Email", emails, where="IsConverted = false"))
+    kept = []
+    for contact in contacts:
+        rows = groups.get((contact.email or "").strip().lower(), []) if not contact.deleted else []
+        if len(rows) > 1:
+            ids = [str(r["Id"]) for r in rows]
+            primary = ids[0]
+            if contact.remote_id != primary:
+                log.warning("Salesforce leads %s share the email of lead %s; kept %s", contact.remote_id, primary,
+                            primary)
+                continue
+            contact.extra["duplicate_ids"] = ids
+            log.warning("Salesforce leads %s share one email; syncing the oldest, %s", ", ".join(ids), primary)
+        kept.append(contact)
+    return kept
+
+
+def fetch_contacts(
+    connection: ConnectionView, api: SalesforceApi, object_type: str, since: datetime | None, cursor: str | None
+) -> Page[Contact]:
+    if object_type not in ("Lead", "Contact"):
+        raise ConfigError(f"Salesforce has no person object {object_type!r} in leadbridge")
+    rows, following, types = fetch_page(connection, api, object_type, since, cursor)
+    contacts = [to_contact(r, types) for r in rows]
+    if object_type == "Lead":
+        contacts = drop_duplicate_leads(api, contacts)
+    return Page(contacts, following)
+
+
+def fetch_companies(
+    connection: ConnectionView, api: SalesforceApi, since: datetime | None, cursor: str | None
+) -> Page[Company]:
+    rows, following, types = fetch_page(connection, api, "Account", since, cursor)
+    return Page([to_company(r, types) for r in rows], following)
+
+
+def list_campaigns(api: SalesforceApi) -> list[Campaign]:
+    statement = soql.select(
+        ["Id", "Name", "NumberOfLeads", "NumberOfContacts"], "Campaign", "IsActive = true", ("Name",), limit=2000
+    )
+    rows = api.query(statement).get("records", [])
+    return [
+        Campaign(str(r["Id"]), str(r["Name"]), int(r.get("NumberOfLeads") or 0) + int(r.get("NumberOfContacts") or 0))
+        for r in rows
+    ]
+
+
+MEMBER_FIELDS = (
+    "Id", "CampaignId", "LeadId", "ContactId", "Status", "HasResponded", "SystemModstamp",
+    "Lead.Email", "Lead.FirstName", "Lead.LastName", "Lead.Company",
+    "Contact.Email", "Contact.FirstName", "Contact.LastName", "Contact.AccountId",
+)
+
+
+def fetch_campaign_members(api: SalesforceApi, campaign_id: str, cursor: str | None) -> Page[Contact]:
+    if cursor:
+        page = api.next_page(str(json.loads(cursor)["next"]))
+    else:
+        statement = soql.select(
+            MEMBER_FIELDS, "CampaignMember", f"CampaignId = {soql.quote(campaign_id)}", ("Id",)
+        )
+        page = api.query(statement)
+    members = []
+    for row in page.get("records", []):
+        person = row.get("Lead") if row.get("LeadId") else row.get("Contact")
+        person = person or {}
+        object_type = "Lead" if row.get("LeadId") else "Contact"
+        fields = {k: person.get(k) for k in ("FirstName", "LastName", "Company") if person.get(k) is not None}
+        member = Contact(
+            email=person.get("Email"),
+            remote_id=str(row.get("LeadId") or row.get("ContactId")),
+            fields=fields,
+            modified_at=_modified(row),
+            extra={"object_type": object_type, "member_status": row.get("Status"), "member_id": row["Id"],
+                   "responded": bool(row.get("HasResponded"))},
+        )
+        if person.get("AccountId"):
+            member.company = Company(name="", remote_id=str(person["AccountId"]))
+        members.append(member)
+    following = page.get("nextRecordsUrl") if not page.get("done", True) else None
+    return Page(members, json.dumps({"next": following}) if following else None)
