@@ -50,3 +50,119 @@ def test_push_creates_then_costs_zero_writes(conn: Connection, sandbox: Any) -> 
     assert again.status == "succeeded"
     assert sandbox.count_calls("POST", BATCH) == 0
     assert again.counts["crm"] == {"created": 0, "updated": 0, "skipped": 0, "deleted": 0, "failed": 0}
+
+
+def test_pull_creates_hub_contacts_and_suppresses_the_echo(conn: Connection, sandbox: Any) -> None:
+    sandbox.add_contacts(5)
+    run = run_sync(conn.id, direction="both")
+    assert run.status == "succeeded", run.error
+    assert run.counts["hub"]["created"] == 5
+    assert db.session.execute(select(func.count(Contact.id))).scalar_one() == 5
+    # What the sync itself wrote is not a local change: nothing goes back to the CRM.
+    assert sandbox.count_calls("POST", BATCH) == 0
+    sandbox.reset_calls()
+    again = run_sync(conn.id, direction="both")
+    assert sandbox.count_calls("POST", BATCH) == 0
+    assert again.counts["hub"]["created"] == again.counts["hub"]["updated"] == 0
+
+
+def test_hub_change_is_pushed_once_and_not_pulled_back(conn: Connection, sandbox: Any) -> None:
+    [rid] = sandbox.add_contacts(1)
+    run_sync(conn.id)
+    contact = db.session.execute(select(Contact)).scalar_one()
+    contact.title = "Head of Growth"
+    db.session.commit()
+    run = run_sync(conn.id)
+    assert run.counts["crm"]["updated"] == 1
+    assert sandbox.contact(rid)["job_title"] == "Head of Growth"
+    [rec] = records(run, side="crm", outcome="updated")
+    assert rec.diff == {"title": [None, "Head of Growth"]}
+    sandbox.reset_calls()
+    third = run_sync(conn.id)
+    assert sandbox.count_calls("POST", BATCH) == 0
+    assert third.counts["hub"]["updated"] == 0
+
+
+def test_dry_run_leaves_cursor_and_data_untouched(conn: Connection, sandbox: Any) -> None:
+    sandbox.add_contacts(3)
+    add_contact("local@example.org")
+    run = run_sync(conn.id, dry_run=True)
+    assert run.status == "succeeded", run.error
+    assert run.counts["hub"]["created"] == 3
+    assert run.counts["crm"]["created"] == 1
+    assert sandbox.count_calls("POST", BATCH) == 0
+    assert sandbox.contact_count() == 3
+    assert db.session.execute(select(func.count(Contact.id))).scalar_one() == 1
+    assert db.session.execute(select(func.count(Link.id))).scalar_one() == 0
+    assert db.session.execute(select(func.count()).select_from(SyncState)).scalar_one() == 0
+    [would] = records(run, side="crm", outcome="created")
+    assert would.diff["last_name"] == [None, "Lovelace"]
+    # The real run afterwards still has everything to do.
+    real = run_sync(conn.id)
+    assert real.counts["hub"]["created"] == 3 and real.counts["crm"]["created"] == 1
+
+
+def test_contacts_without_email_or_required_field_are_skipped_with_reason(conn: Connection, sandbox: Any) -> None:
+    sandbox.add_contacts(1, with_email=False)
+    add_contact(None, first_name="No", last_name="Mail")
+    add_contact("nolast@example.org", last_name=None)
+    run = run_sync(conn.id)
+    reasons = {(r.side, r.reason) for r in records(run, outcome="skipped")}
+    assert ("hub", "no email") in reasons
+    assert ("crm", "no email") in reasons
+    assert ("crm", "missing required field Last name") in reasons
+    assert run.counts["crm"]["skipped"] == 2 and run.counts["hub"]["skipped"] == 1
+
+
+def test_duplicate_emails_in_one_page_make_one_hub_contact(conn: Connection, sandbox: Any) -> None:
+    a, b = sandbox.add_contacts(2)
+    with sandbox.lock:
+        sandbox.contacts[int(b)].values["email"] = sandbox.contacts[int(a)].values["email"].upper()
+    run = run_sync(conn.id, direction="from_crm")
+    assert db.session.execute(select(func.count(Contact.id))).scalar_one() == 1
+    assert run.counts["hub"]["created"] == 1
+    [dup] = records(run, code="duplicate")
+    assert dup.outcome == "skipped"
+
+
+def test_email_change_updates_the_linked_record(conn: Connection, sandbox: Any) -> None:
+    contact = add_contact("old@example.org")
+    run_sync(conn.id)
+    [rid] = [str(k) for k in sandbox.contacts]
+    contact = db.session.get(Contact, contact.id)
+    contact.set_email("new@example.org")
+    db.session.commit()
+    run = run_sync(conn.id)
+    assert run.counts["crm"]["updated"] == 1 and run.counts["crm"]["created"] == 0
+    assert sandbox.contact_count() == 1
+    assert sandbox.contact(rid)["email"] == "new@example.org"
+    # and from the CRM side: the hub contact follows, no duplicate
+    with sandbox.lock:
+        rec = sandbox.contacts[int(rid)]
+        rec.values["email"] = "newer@example.org"
+        rec.updated_at = sandbox.now()
+    run_sync(conn.id)
+    assert db.session.execute(select(Contact.email)).scalars().all() == ["newer@example.org"]
+
+
+def test_partial_batch_failure_is_logged_per_record(conn: Connection, sandbox: Any) -> None:
+    add_contact("good@example.org")
+    add_contact("bad@example.org", score=None)
+    conn = db.session.get(Connection, conn.id)
+    bad = db.session.execute(select(Contact).where(Contact.email_key == "bad@example.org")).scalar_one()
+    bad.custom = {"industry": "aerospace"}
+    db.session.commit()
+    from leadbridge.models import FieldMapping
+
+    db.session.add(FieldMapping(connection_id=conn.id, object_type="contact", hub_field="custom.industry",
+                                remote_field="cf_industry", direction="to_crm"))
+    db.session.commit()
+    run = run_sync(conn.id, direction="to_crm")
+    assert run.status == "partial"
+    assert run.counts["crm"]["created"] == 1 and run.counts["crm"]["failed"] == 1
+    [failed] = records(run, outcome="failed")
+    assert failed.code == "INVALID_OPTION" and failed.label == "bad@example.org"
+    # The failed one is retried on the next run; the good one costs nothing.
+    sandbox.reset_calls()
+    again = run_sync(conn.id, direction="to_crm")
+    assert again.counts["crm"]["failed"] == 1 and again.counts["crm"]["created"] == 0

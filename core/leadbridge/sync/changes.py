@@ -19,7 +19,7 @@ _UNTRACKED = frozenset({"id", "created_at", "updated_at", "field_changed_at", "e
 
 
 def _stamp_changed_fields(mapper: Any, connection: Any, target: Contact | Company) -> None:
-    state = sa_inspect(target)
+    state: Any = sa_inspect(target)
     if state.attrs.field_changed_at.history.has_changes():
         return
     now = utcnow().isoformat()

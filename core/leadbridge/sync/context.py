@@ -22,7 +22,7 @@ from .mappings import ObjectMappings, fetch_remote_fields, missing_remote_fields
 from .runlog import RunLog
 
 #: How often the engine re-sends an upsert batch after a transient failure (upserts are idempotent).
-WRITE_ATTEMPTS = 3
+WRITE_ATTEMPTS = 2
 #: The paging guard besides ``next_cursor is None`` and a repeating cursor.
 MAX_PAGES = 100_000
 
