@@ -118,8 +118,13 @@ def account_interval(client: VendorClient) -> str | None:
         for flt in (meta.get("filters") or []) if isinstance(meta, dict) else []:
             if isinstance(flt, dict) and flt.get("type") == "interval":
                 values = flt.get("values") or {}
-                names = list(values.keys()) + [str(v) for v in values.values()]
-                found = next((n for n in names if n.lower().endswith("modified")), None)
+                # Meta maps run label -> value or value -> label; the value is the dotted or
+                # lower-case one ("Person.Modified", "modified"), the label a plain word.
+                names = [
+                    str(n) for n in (*values.keys(), *values.values()) if str(n).lower().endswith("modified")
+                ]
+                names.sort(key=lambda n: not ("." in n or n[:1].islower()))
+                found = names[0] if names else None
         cache["accounts"] = found
     result = cache["accounts"]
     return str(result) if result else None
