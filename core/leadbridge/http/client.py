@@ -8,6 +8,7 @@ with exponential backoff and jitter on idempotent calls, ``Retry-After``, error 
 
 from __future__ import annotations
 
+import json as jsonlib
 import logging
 import random
 import threading
@@ -17,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
 
@@ -214,7 +215,8 @@ class VendorClient:
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 self._record(method, url, None, started, all_headers, json, data, f"{type(exc).__name__}")
-                error: LeadbridgeError = TransientError(f"{method} {urlsplit(url).path}: {type(exc).__name__}")
+                path = urlsplit(url).path
+                error: LeadbridgeError = TransientError(f"{method} {path}: {type(exc).__name__}")
                 if retry_transient and attempt < self.max_attempts:
                     self._backoff(attempt, None)
                     continue
@@ -280,7 +282,7 @@ class VendorClient:
         if self.on_exchange is None:
             return
         secrets = known_secrets.snapshot()
-        body = "" if json_body is None and data is None else str(json_body if json_body is not None else data)
+        body = _body_text(json_body, data)
         request_summary = f"{redact_headers(dict(headers))} {body[:2000]}"
         if response is not None:
             response_summary = f"{redact_headers(dict(response.headers))} {response.text[:2000]}"
@@ -296,6 +298,17 @@ class VendorClient:
                 response=redact_text(response_summary, secrets),
             )
         )
+
+
+def _body_text(json_body: Any, data: Any) -> str:
+    """The request body as it went out (JSON or form encoded), so the redaction patterns apply to it."""
+    if json_body is not None:
+        return jsonlib.dumps(json_body, default=str)
+    if isinstance(data, Mapping):
+        return urlencode(data)
+    if isinstance(data, bytes):
+        return data.decode("utf-8", "replace")
+    return "" if data is None else str(data)
 
 
 def _retry_after(response: requests.Response) -> float | None:

@@ -69,11 +69,15 @@ class Pacer:
         with self._lock:
             if usage.remaining is not None and usage.reset_in is not None and usage.remaining <= 1:
                 self._extra_wait_until = max(self._extra_wait_until, self._clock() + usage.reset_in)
-            elif usage.remaining is not None and usage.reset_in and usage.limit:
+            elif (
+                usage.remaining is not None
+                and usage.reset_in
+                and usage.limit
+                and usage.remaining < usage.limit / 4
+            ):
                 # Spread what is left of the window evenly once less than a quarter remains.
-                if usage.remaining < usage.limit / 4:
-                    spacing = usage.reset_in / max(usage.remaining, 1)
-                    self._next_at = max(self._next_at, self._clock() + spacing)
+                spacing = usage.reset_in / max(usage.remaining, 1)
+                self._next_at = max(self._next_at, self._clock() + spacing)
             if usage.daily_used is not None and usage.daily_limit:
                 self.daily_limit = usage.daily_limit
                 self.daily_used = max(self.daily_used, usage.daily_used)

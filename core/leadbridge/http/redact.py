@@ -5,17 +5,22 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 REDACTED = "***"
 
 SENSITIVE_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "x-api-token", "x-api-key", "api-key", "cookie", "set-cookie"}
 )
-_KEY_WORDS = r"(?:access_token|refresh_token|id_token|client_secret|password|api_token|api_key|apikey|secret|token|assertion|code_verifier|security_token)"
-# key=value (form bodies, query strings) and "key": "value" (JSON)
-_PAIR = re.compile(rf"(?i)(\b{_KEY_WORDS}\b\s*[=:]\s*)(\"?)([^\s&\",}}]+)")
-_JSON_PAIR = re.compile(rf"(?i)(\"{_KEY_WORDS}\"\s*:\s*\")([^\"]*)(\")")
+_KEY_WORDS = (
+    r"(?:access_token|refresh_token|id_token|client_secret|password|api_token|api_key|apikey|secret|token"
+    r"|assertion|code_verifier|security_token)"
+)
+# key=value (form bodies, query strings) and "key": "value" (JSON); prefixed keys count too
+# (webhook_secret, x_api_token), since vendors name their secrets freely.
+_PAIR = re.compile(rf"(?i)(\b[\w-]*{_KEY_WORDS}\b\s*[=:]\s*)(\"?)([^\s&\",}}]+)")
+_JSON_PAIR = re.compile(rf"(?i)(\"[\w-]*{_KEY_WORDS}\"\s*:\s*\")([^\"]*)(\")")
 _BEARER = re.compile(r"(?i)\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+")
 
 
@@ -54,7 +59,7 @@ known_secrets = _KnownSecrets()
 
 
 class RedactingFilter(logging.Filter):
-    """Rewrites each record's message with secrets masked (attached to handlers, so every logger is covered)."""
+    """Rewrites a record's message with secrets masked (used by the record factory and on handlers)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -68,10 +73,33 @@ class RedactingFilter(logging.Filter):
 
 
 _FILTER = RedactingFilter()
+_factory_lock = threading.Lock()
+
+
+class _RedactingRecordFactory:
+    """Wraps the log record factory so every record is scrubbed when it is created.
+
+    Handler filters only see records that reach those handlers, in handler order; a handler an
+    operator attaches to a library logger (``urllib3``) runs first and would see raw secrets. The
+    factory runs before any handler, for every logger, so no handler ever sees one.
+    """
+
+    def __init__(self, wrapped: Callable[..., logging.LogRecord]) -> None:
+        self.wrapped = wrapped
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self.wrapped(*args, **kwargs)
+        _FILTER.filter(record)
+        return record
 
 
 def install_log_redaction() -> None:
-    """Attach the redacting filter to every root handler and to the chatty HTTP/OAuth loggers."""
+    """Scrub secrets from every log record: at creation (record factory), and as a second line of
+    defence on every root handler and the chatty HTTP/OAuth loggers."""
+    with _factory_lock:
+        factory = logging.getLogRecordFactory()
+        if not isinstance(factory, _RedactingRecordFactory):
+            logging.setLogRecordFactory(_RedactingRecordFactory(factory))
     root = logging.getLogger()
     if not root.handlers:
         logging.basicConfig(level=logging.INFO)

@@ -20,7 +20,7 @@ from leadbridge import hookimpl
 from leadbridge.connection_view import ConnectionView
 from leadbridge.errors import AuthError, ConfigError, LeadbridgeError, QuotaExhausted, RecordError
 from leadbridge.http import VendorClient
-from leadbridge.http.oauth import client_credentials
+from leadbridge.http.oauth import client_credentials, refresh
 from leadbridge.metadata import AuthKind, ConnectorInfo, ObjectSpec, RateLimit, Setting, SettingType
 from leadbridge.types import (
     Action,
@@ -137,11 +137,15 @@ def api_base_url(connection: ConnectionView) -> str:
 
 
 @hookimpl
-def authenticate(connection: ConnectionView, client: VendorClient) -> Credentials:
-    # Client credentials have no refresh token: a renewal is simply a new grant.
-    return client_credentials(
-        client, TOKEN_PATH, connection.setting("client_id"), connection.setting("client_secret")
-    )
+def authenticate(
+    connection: ConnectionView, client: VendorClient, previous: Credentials | None
+) -> Credentials:
+    client_id, secret = connection.setting("client_id"), connection.setting("client_secret")
+    if previous is not None and previous.refresh_token:
+        # ExampleCRM rotates refresh tokens; the core saves the new one before using the access token.
+        # A revoked grant (invalid_grant) raises NeedsReconnect: the admin must look at the app in ExampleCRM.
+        return refresh(client, TOKEN_PATH, previous, client_id, secret)
+    return client_credentials(client, TOKEN_PATH, client_id, secret)
 
 
 @hookimpl

@@ -2,8 +2,10 @@
 
 The API (every ``/api`` route needs ``Authorization: Bearer <token>``):
 
-* ``POST /oauth/token`` — client credentials (HTTP Basic); tokens live :attr:`ExampleSandbox.token_ttl`
-  seconds; after :meth:`~leadbridge.sandbox.Sandbox.expire_tokens` old ones get 401 ``invalid_token``.
+* ``POST /oauth/token`` — client credentials (HTTP Basic or form fields) and rotating refresh tokens;
+  access tokens live :attr:`ExampleSandbox.token_ttl` seconds; after
+  :meth:`~leadbridge.sandbox.Sandbox.expire_tokens` old ones get 401 ``invalid_token``; after
+  :meth:`ExampleSandbox.revoke_refresh_tokens` refreshes get 400 ``invalid_grant``.
 * ``GET /api/fields?object=contact|company`` — typed fields, custom ones included.
 * ``GET /api/contacts?updated_since=&cursor=&limit=`` — ordered by ``(updated_at, id)``, opaque
   cursor, deleted records included with ``"deleted": true``. Same for ``GET /api/companies``.
@@ -127,6 +129,7 @@ class ExampleSandbox(Sandbox):
         self.campaigns: dict[int, Campaign] = {}
         self.webhooks: list[dict[str, Any]] = []
         self.tokens: dict[str, tuple[int, datetime]] = {}  # token -> (generation, expires_at)
+        self.refresh_tokens: dict[str, str] = {}  # refresh token -> the access token issued with it
         self.token_requests = 0
         self._ids = 1000
         self._now: datetime | None = None
@@ -295,21 +298,33 @@ class ExampleSandbox(Sandbox):
         return response
 
     def _token(self) -> Response:
-        auth = request.authorization
         with self.lock:
             self.token_requests += 1
-        if request.form.get("grant_type") != "client_credentials":
-            return _error(400, "unsupported_grant_type", "only client_credentials is supported")
-        if (
-            auth is None
-            or auth.username != self.client_id
-            or not hmac.compare_digest(auth.password or "", self.client_secret)
-        ):
+        auth = request.authorization
+        client_id = auth.username if auth else request.form.get("client_id")
+        secret = (auth.password if auth else request.form.get("client_secret")) or ""
+        if client_id != self.client_id or not hmac.compare_digest(secret, self.client_secret):
             return _error(401, "invalid_client", "unknown client or wrong secret")
-        token = "ex_" + secrets.token_urlsafe(24)
+        grant = request.form.get("grant_type")
         with self.lock:
+            if grant == "refresh_token":
+                # Rotating refresh tokens: each one works once.
+                if self.refresh_tokens.pop(request.form.get("refresh_token", ""), None) is None:
+                    return _error(400, "invalid_grant", "refresh token revoked, expired or already used")
+            elif grant != "client_credentials":
+                return _error(400, "unsupported_grant_type", "use client_credentials or refresh_token")
+            token = "ex_" + secrets.token_urlsafe(24)
+            refresh = "exr_" + secrets.token_urlsafe(24)
             self.tokens[token] = (self.token_generation, self.now() + timedelta(seconds=self.token_ttl))
-        return jsonify(access_token=token, token_type="bearer", expires_in=self.token_ttl)
+            self.refresh_tokens[refresh] = token
+        return jsonify(
+            access_token=token, token_type="bearer", expires_in=self.token_ttl, refresh_token=refresh
+        )
+
+    def revoke_refresh_tokens(self) -> None:
+        """Revoke every refresh token (the app was removed in ExampleCRM): refreshes get ``invalid_grant``."""
+        with self.lock:
+            self.refresh_tokens.clear()
 
     def _fields(self) -> Response:
         obj = request.args.get("object", "contact")
