@@ -102,7 +102,7 @@ def test_dry_run_leaves_cursor_and_data_untouched(conn: Connection, sandbox: Any
     assert real.counts["hub"]["created"] == 3 and real.counts["crm"]["created"] == 1
 
 
-def test_contacts_without_email_or_required_field_are_skipped_with_reason(conn: Connection, sandbox: Any) -> None:
+def test_no_email_or_missing_required_field_is_skipped_with_reason(conn: Connection, sandbox: Any) -> None:
     sandbox.add_contacts(1, with_email=False)
     add_contact(None, first_name="No", last_name="Mail")
     add_contact("nolast@example.org", last_name=None)
