@@ -162,3 +162,13 @@ def demo_command(host: str, port: int, no_serve: bool) -> None:
         return
     click.echo(f"\nleadbridge is running at http://{host}:{port}/  (Ctrl+C to stop)")
     _serve(app, host, port, scheduler=True)
+
+
+def _register_engine_commands() -> None:
+    # `leadbridge sync`, `scheduler` and `worker` live with the engine (leadbridge.sync.commands).
+    from .sync.commands import register
+
+    register(main)
+
+
+_register_engine_commands()
