@@ -8,7 +8,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-
 from leadbridge.connections import client_for, load_credentials, store_credentials, view
 from leadbridge.db import db
 from leadbridge.errors import AuthError, NeedsReconnect
@@ -35,8 +34,13 @@ def _start(base: str, scopes: tuple[str, ...] = ("contact_data", "offline_access
 
 def _exchange(base: str, code: str, verifier: str) -> Credentials:
     return oauth.exchange_code(
-        VendorClient(base), f"{base}/oauth2/default/v1/token", client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
-        redirect_uri=REDIRECT, code=code, code_verifier=verifier,
+        VendorClient(base),
+        f"{base}/oauth2/default/v1/token",
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        redirect_uri=REDIRECT,
+        code=code,
+        code_verifier=verifier,
     )
 
 
@@ -78,10 +82,16 @@ def test_the_login_page_grants_only_when_allowed(sandbox, sandbox_server) -> Non
     page = requests.get(url, timeout=10)
     assert "Allow Access" in page.text
     form = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
-    denied = requests.post(url.split("?")[0], data={**form, "decision": "deny"}, allow_redirects=False, timeout=10)
-    assert parse_qs(urlsplit(denied.headers["Location"]).query) == {"error": ["access_denied"], "state": [state]}
-    allowed = requests.post(url.split("?")[0], data={**form, "decision": "allow"}, allow_redirects=False,
-                            timeout=10)
+    denied = requests.post(
+        url.split("?")[0], data={**form, "decision": "deny"}, allow_redirects=False, timeout=10
+    )
+    assert parse_qs(urlsplit(denied.headers["Location"]).query) == {
+        "error": ["access_denied"],
+        "state": [state],
+    }
+    allowed = requests.post(
+        url.split("?")[0], data={**form, "decision": "allow"}, allow_redirects=False, timeout=10
+    )
     assert "code" in parse_qs(urlsplit(allowed.headers["Location"]).query)
 
 
@@ -122,8 +132,9 @@ def test_long_lived_refresh_tokens_come_back_unchanged(app_ctx, sandbox, sandbox
     prev = Credentials(headers={}, refresh_token=grant["refresh_token"])
     again = auth.authenticate(view(connection), VendorClient(sandbox_server.url), prev)
     assert again.refresh_token == grant["refresh_token"]
-    assert auth.authenticate(view(connection), VendorClient(sandbox_server.url), again).refresh_token == (
-        grant["refresh_token"]
+    assert (
+        auth.authenticate(view(connection), VendorClient(sandbox_server.url), again).refresh_token
+        == (grant["refresh_token"])
     )
 
 
@@ -148,8 +159,9 @@ def test_an_expired_access_token_is_renewed_once(app_ctx, sandbox, sandbox_serve
     client.get("contacts", params={"limit": 1})
     sandbox.expire_tokens()
     before = sandbox.auth.token_requests
-    response = requests.get(f"{sandbox_server.url}/v3/contacts",
-                            headers=load_credentials(connection).headers, timeout=10)  # type: ignore[union-attr]
+    response = requests.get(
+        f"{sandbox_server.url}/v3/contacts", headers=load_credentials(connection).headers, timeout=10
+    )  # type: ignore[union-attr]
     assert response.status_code == 401
     assert response.json() == {"error_key": "unauthorized", "error_message": "Unauthorized"}
     assert client.get("contacts", params={"limit": 1}).status_code == 200
@@ -168,9 +180,13 @@ def test_body_credentials_are_refused_unless_the_sandbox_accepts_them(sandbox, s
     token_url = f"{sandbox_server.url}/oauth2/default/v1/token"
     prev = Credentials(headers={}, refresh_token=grant["refresh_token"])
     with pytest.raises(AuthError):
-        oauth.refresh(VendorClient(sandbox_server.url), token_url, prev, CLIENT_ID, CLIENT_SECRET, in_body=True)
+        oauth.refresh(
+            VendorClient(sandbox_server.url), token_url, prev, CLIENT_ID, CLIENT_SECRET, in_body=True
+        )
     sandbox.auth.accept_body_credentials = True
-    creds = oauth.refresh(VendorClient(sandbox_server.url), token_url, prev, CLIENT_ID, CLIENT_SECRET, in_body=True)
+    creds = oauth.refresh(
+        VendorClient(sandbox_server.url), token_url, prev, CLIENT_ID, CLIENT_SECRET, in_body=True
+    )
     assert creds.access_token
 
 
@@ -182,14 +198,23 @@ def test_revoking_kills_the_grant(app_ctx, sandbox, sandbox_server, connection) 
     creds = load_credentials(connection)
     with pytest.raises(NeedsReconnect):
         auth.authenticate(view(connection), VendorClient(sandbox_server.url), creds)
-    assert requests.get(f"{sandbox_server.url}/v3/contacts", headers=creds.headers,  # type: ignore[union-attr]
-                        timeout=10).status_code == 401
+    assert (
+        requests.get(
+            f"{sandbox_server.url}/v3/contacts",
+            headers=creds.headers,  # type: ignore[union-attr]
+            timeout=10,
+        ).status_code
+        == 401
+    )
 
 
 def test_a_missing_scope_answers_403(sandbox, sandbox_server) -> None:
     grant = sandbox.auth.issue_grant(CLIENT_ID, ("account_read",))
-    response = requests.get(f"{sandbox_server.url}/v3/contacts",
-                            headers={"Authorization": f"Bearer {grant['access_token']}"}, timeout=10)
+    response = requests.get(
+        f"{sandbox_server.url}/v3/contacts",
+        headers={"Authorization": f"Bearer {grant['access_token']}"},
+        timeout=10,
+    )
     assert response.status_code == 403
     assert response.json()[0]["error_key"] == "forbidden"
 
@@ -201,5 +226,11 @@ def test_token_url_outside_constant_contact_is_refused_by_the_settings(app_ctx) 
 
     info = get_plugins().info("constantcontact")
     with pytest.raises(ConfigError, match="Token URL"):
-        validate_settings(info, {"client_id": "abcdefgh12", "client_secret": "s",
-                                 "token_url": "https://evil.example/oauth2/default/v1/token"})
+        validate_settings(
+            info,
+            {
+                "client_id": "abcdefgh12",
+                "client_secret": "s",
+                "token_url": "https://evil.example/oauth2/default/v1/token",
+            },
+        )

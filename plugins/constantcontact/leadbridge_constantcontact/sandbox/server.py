@@ -107,6 +107,8 @@ class ConstantContactSandbox(Sandbox):
         self.sign_up_actions = ("created", "updated")
         self.max_queued_activities = 1000
         self.record_exchanges = False
+        #: addresses the vendor refuses (its do-not-mail list): 400 on writes, a row error in imports
+        self.blocked_emails: set[str] = set()
         self.exchanges: list[dict[str, Any]] = []
         super().__init__(rate_limit=rate_limit, latency=latency)
 
@@ -185,7 +187,7 @@ class ConstantContactSandbox(Sandbox):
                 c["custom_fields"].append(
                     {
                         "custom_field_id": level["custom_field_id"],
-                        "choice_ids": [level["choices"][i % 3]["choice_id"]],
+                        "choice_ids": [str(level["choices"][i % 3]["choice_id"])],
                     }
                 )
             c["list_memberships"] = [newsletter["list_id"]] if i % 2 == 0 else []
@@ -293,7 +295,7 @@ class ConstantContactSandbox(Sandbox):
             "updated_at": now,
         }
         for i, ch in enumerate(choices or []):
-            cf["choices"].append({"choice_id": str(i + 1), "choice_label": ch, "display_order": i + 1})
+            cf["choices"].append({"choice_id": i + 1, "choice_label": ch, "display_order": i + 1})
         self.custom_fields[cf["custom_field_id"]] = cf
         return cf
 
@@ -553,6 +555,8 @@ class ConstantContactSandbox(Sandbox):
         if not isinstance(email, str) or not EMAIL_RE.match(email.strip()) or len(email) > 50:
             return _err(400, "contacts.api.validation.error", "email_address is not valid")
         email = email.strip()
+        if email.lower() in self.blocked_emails:
+            return _err(400, "contacts.api.validation.error", f"{email} is on the do-not-mail list")
         with self.lock:
             unknown = [x for x in lists if x not in self.lists]
             if unknown:
@@ -872,6 +876,8 @@ class ConstantContactSandbox(Sandbox):
         email = str(row.get("email") or "").strip()
         if not EMAIL_RE.match(email) or len(email) > 50:
             return f"invalid email address {email!r}"
+        if email.lower() in self.blocked_emails:
+            return f"{email} is on the do-not-mail list"
         cid = self.by_email.get(email.lower())
         if cid is None:
             c = self._new_contact(email, permission="implicit")
@@ -910,7 +916,7 @@ class ConstantContactSandbox(Sandbox):
             if cf["type"] in ("single_select", "multi_select"):
                 labels = [v.strip() for v in str(value).split(",")]
                 entry["choice_ids"] = [
-                    ch["choice_id"] for ch in cf["choices"] if ch["choice_label"] in labels
+                    str(ch["choice_id"]) for ch in cf["choices"] if ch["choice_label"] in labels
                 ]
             else:
                 entry["value"] = str(value)
