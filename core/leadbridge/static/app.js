@@ -79,7 +79,7 @@
           options: {
             animation: false, responsive: true, maintainAspectRatio: false,
             plugins: { legend: { position: "bottom", labels: { boxWidth: 10, boxHeight: 10 } } },
-            scales: { x: { stacked: true, grid: { display: false }, ticks: { maxTicksLimit: 8 } },
+            scales: { x: { stacked: true, grid: { display: false }, ticks: { maxTicksLimit: 8, maxRotation: 0 } },
                       y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } } }
           }
         });

@@ -237,9 +237,7 @@ def companies() -> ResponseReturnValue:
                 select(Contact.company_id, func.count(Contact.id))
                 .where(Contact.company_id.in_([c.id for c in rows]), Contact.deleted_at.is_(None))
                 .group_by(Contact.company_id)
-            )
-            .tuples()
-            .all()
+            ).all()
         )
         if rows
         else {}
@@ -310,9 +308,7 @@ def list_show(list_id: int) -> ResponseReturnValue:
                 select(ListMembership.contact_id, ListMembership.status).where(
                     ListMembership.list_id == row.id, ListMembership.contact_id.in_([c.id for c in contacts])
                 )
-            )
-            .tuples()
-            .all()
+            ).all()
         )
         if contacts
         else {}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
@@ -44,6 +45,21 @@ def _form_values(info: ConnectorInfo) -> dict[str, Any]:
         elif got:
             values[s.name] = got[-1]
     return values
+
+
+def _apply_base_url(conn: Connection) -> None:
+    """The sandbox/test address override, offered only when the operator allows it."""
+    if not current_app.config.get("ALLOW_BASE_URL_OVERRIDE"):
+        return
+    value = request.form.get("base_url", "").strip()
+    options = dict(conn.options or {})
+    if value and not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
+        raise ConfigError("API address override: must be an http(s) URL")
+    if value:
+        options["base_url"] = value
+    else:
+        options.pop("base_url", None)
+    conn.options = options
 
 
 def _problems(exc: ConfigError) -> list[str]:
@@ -96,6 +112,7 @@ def new_connection(plugin: str) -> ResponseReturnValue:
         submitted = _form_values(info)
         try:
             conn = create_connection(plugin, name, submitted, enabled=request.form.get("enabled") == "on")
+            _apply_base_url(conn)
         except ConfigError as exc:
             db.session.rollback()
             problems = _problems(exc)
@@ -135,6 +152,7 @@ def settings(conn_id: int) -> ResponseReturnValue:
             if clash:
                 raise ConfigError(f"Name: a connection named {name!r} already exists")
             update_settings(conn, submitted)
+            _apply_base_url(conn)
             conn.name = name
         except ConfigError as exc:
             db.session.rollback()
@@ -207,8 +225,6 @@ def _oauth_settings(conn: Connection) -> dict[str, str]:
 
 
 def _redirect_uri() -> str:
-    from flask import current_app
-
     return str(current_app.config["HUB_URL"]).rstrip("/") + url_for("integrations.oauth_callback")
 
 

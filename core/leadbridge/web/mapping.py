@@ -185,10 +185,7 @@ def edit(conn_id: int) -> ResponseReturnValue:
     if request.method == "POST" and discovered is not None:
         submitted, ok = _save(conn, spec, fields, mappings)
         if ok:
-            flash(
-                "Field mapping saved. Records synced before keep their old values until a full sync.",
-                "success",
-            )
+            flash("Field mapping saved.", "success")
             return redirect(url_for("mapping.edit", conn_id=conn.id, object=spec.name, saved=1))
         status = 400
     elif request.method == "POST":
