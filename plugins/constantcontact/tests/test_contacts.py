@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-
 from leadbridge.errors import QuotaExhausted, RecordError
 from leadbridge.types import Contact, FieldType, Outcome
 from leadbridge_constantcontact import bulk

@@ -4,7 +4,6 @@ Contact's OpenAPI document (shared/vendor-specs/constantcontact/openapi.yaml).""
 from __future__ import annotations
 
 import pytest
-
 from leadbridge.types import Contact
 
 from .openapi_check import SPEC, check_exchange
