@@ -121,7 +121,9 @@ class SalesforceApi:
         body = {"allOrNone": False, "records": list(records)}
         return self._list(self.client.patch(self.prefix + "composite/sobjects", json=body, idempotent=True))
 
-    def upsert(self, sobject: str, external_field: str, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    def upsert(
+        self, sobject: str, external_field: str, records: Sequence[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         """``PATCH /composite/sobjects/{T}/{externalIdField}``; results carry ``created``."""
         body = {"allOrNone": False, "records": list(records)}
         path = f"{self.prefix}composite/sobjects/{sobject}/{external_field}"

@@ -15,7 +15,6 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-
 from leadbridge.connection_view import ConnectionView
 from leadbridge.errors import AuthError, ConfigError, NeedsReconnect
 from leadbridge.http import VendorClient
@@ -46,15 +45,19 @@ def authenticate(connection: ConnectionView, client: VendorClient) -> Credential
     try:
         if flow == "client_credentials":
             creds = token_request(
-                login, TOKEN_PATH, {"grant_type": "client_credentials"},
+                login,
+                TOKEN_PATH,
+                {"grant_type": "client_credentials"},
                 basic_auth=(key, _required(connection, "consumer_secret")),
             )
         elif flow == "password":
             password = _required(connection, "password") + str(connection.setting("security_token", ""))
             data = {
-                "grant_type": "password", "client_id": key,
+                "grant_type": "password",
+                "client_id": key,
                 "client_secret": _required(connection, "consumer_secret"),
-                "username": _required(connection, "username"), "password": password,
+                "username": _required(connection, "username"),
+                "password": password,
             }
             creds = token_request(login, TOKEN_PATH, data)
         elif flow == "jwt_bearer":
@@ -108,8 +111,10 @@ def _required(connection: ConnectionView, name: str) -> str:
 
 def _jwt_audience(connection: ConnectionView, base: str) -> str:
     # The audience is the login server, never the My Domain or instance host.
-    return LOGIN_HOSTS["sandbox"] if connection.setting("login_host") == "sandbox" else (
-        LOGIN_HOSTS["production"] if not connection.base_url_override else base
+    return (
+        LOGIN_HOSTS["sandbox"]
+        if connection.setting("login_host") == "sandbox"
+        else (LOGIN_HOSTS["production"] if not connection.base_url_override else base)
     )
 
 

@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import requests
-
 from leadbridge import hookimpl
 from leadbridge.connection_view import ConnectionView
 from leadbridge.errors import ConfigError, LeadbridgeError
@@ -34,9 +33,20 @@ if TYPE_CHECKING:
     from .sandbox import SalesforceSandbox
 
 __all__ = [
-    "api_base_url", "authenticate", "classify_error", "connector_info", "connector_sandbox", "create_action",
-    "delete_contacts", "fetch_campaign_members", "fetch_companies", "fetch_contacts", "field_types",
-    "list_campaigns", "read_rate_limits", "upsert_company", "upsert_contact",
+    "api_base_url",
+    "authenticate",
+    "classify_error",
+    "connector_info",
+    "connector_sandbox",
+    "create_action",
+    "delete_contacts",
+    "fetch_campaign_members",
+    "fetch_companies",
+    "fetch_contacts",
+    "field_types",
+    "list_campaigns",
+    "read_rate_limits",
+    "upsert_contact",
 ]
 
 
@@ -63,7 +73,9 @@ def api_base_url(connection: ConnectionView) -> str:
 
 
 @hookimpl
-def authenticate(connection: ConnectionView, client: VendorClient, previous: Credentials | None) -> Credentials:
+def authenticate(
+    connection: ConnectionView, client: VendorClient, previous: Credentials | None
+) -> Credentials:
     return auth.authenticate(connection, client)
 
 
@@ -92,7 +104,11 @@ def list_campaigns(connection: ConnectionView, client: VendorClient) -> list[Cam
 
 @hookimpl
 def fetch_contacts(
-    connection: ConnectionView, client: VendorClient, object_type: str, since: datetime | None, cursor: str | None
+    connection: ConnectionView,
+    client: VendorClient,
+    object_type: str,
+    since: datetime | None,
+    cursor: str | None,
 ) -> Page[Contact]:
     return reads.fetch_contacts(connection, SalesforceApi(connection, client), object_type, since, cursor)
 
@@ -112,21 +128,19 @@ def fetch_campaign_members(
 
 
 @hookimpl
-def upsert_company(
-    connection: ConnectionView, client: VendorClient, companies: Sequence[Company]
-) -> list[RecordResult]:
-    return writes.upsert_accounts(SalesforceApi(connection, client), companies)
-
-
-@hookimpl
 def upsert_contact(
     connection: ConnectionView, client: VendorClient, object_type: str, contacts: Sequence[Contact]
 ) -> list[RecordResult]:
     if object_type != "Lead":
         # The brief: contacts are the sales team's; leadbridge only reads them.
         return [
-            RecordResult(Outcome.SKIPPED, ref=c.ref, remote_id=c.remote_id, code="READ_ONLY_OBJECT",
-                         reason=f"{object_type} records are never written to Salesforce")
+            RecordResult(
+                Outcome.SKIPPED,
+                ref=c.ref,
+                remote_id=c.remote_id,
+                code="READ_ONLY_OBJECT",
+                reason=f"{object_type} records are never written to Salesforce",
+            )
             for c in contacts
         ]
     return writes.upsert_leads(connection, SalesforceApi(connection, client), contacts)
@@ -137,8 +151,15 @@ def delete_contacts(
     connection: ConnectionView, client: VendorClient, object_type: str, remote_ids: Sequence[str]
 ) -> list[RecordResult]:
     if object_type != "Lead":
-        return [RecordResult(Outcome.SKIPPED, remote_id=r, code="READ_ONLY_OBJECT",
-                             reason=f"{object_type} records are never deleted by leadbridge") for r in remote_ids]
+        return [
+            RecordResult(
+                Outcome.SKIPPED,
+                remote_id=r,
+                code="READ_ONLY_OBJECT",
+                reason=f"{object_type} records are never deleted by leadbridge",
+            )
+            for r in remote_ids
+        ]
     return writes.delete_records(SalesforceApi(connection, client), remote_ids)
 
 

@@ -6,7 +6,6 @@ import re
 from typing import Any
 
 import requests
-
 from leadbridge.errors import (
     AuthError,
     LeadbridgeError,

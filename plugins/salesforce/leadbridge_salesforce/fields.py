@@ -9,21 +9,46 @@ from leadbridge.connection_view import ConnectionView
 from leadbridge.types import Choice, Direction, FieldType, RemoteField
 
 TYPES = {
-    "string": FieldType.TEXT, "combobox": FieldType.TEXT, "id": FieldType.TEXT, "reference": FieldType.TEXT,
-    "encryptedstring": FieldType.TEXT, "textarea": FieldType.TEXTAREA, "email": FieldType.EMAIL,
-    "phone": FieldType.PHONE, "url": FieldType.URL, "picklist": FieldType.SELECT,
-    "multipicklist": FieldType.MULTISELECT, "boolean": FieldType.BOOLEAN, "int": FieldType.NUMBER,
-    "double": FieldType.NUMBER, "currency": FieldType.NUMBER, "percent": FieldType.NUMBER,
-    "long": FieldType.NUMBER, "date": FieldType.DATE, "datetime": FieldType.DATETIME, "time": FieldType.TIME,
+    "string": FieldType.TEXT,
+    "combobox": FieldType.TEXT,
+    "id": FieldType.TEXT,
+    "reference": FieldType.TEXT,
+    "encryptedstring": FieldType.TEXT,
+    "textarea": FieldType.TEXTAREA,
+    "email": FieldType.EMAIL,
+    "phone": FieldType.PHONE,
+    "url": FieldType.URL,
+    "picklist": FieldType.SELECT,
+    "multipicklist": FieldType.MULTISELECT,
+    "boolean": FieldType.BOOLEAN,
+    "int": FieldType.NUMBER,
+    "double": FieldType.NUMBER,
+    "currency": FieldType.NUMBER,
+    "percent": FieldType.NUMBER,
+    "long": FieldType.NUMBER,
+    "date": FieldType.DATE,
+    "datetime": FieldType.DATETIME,
+    "time": FieldType.TIME,
 }
 # Compound and binary fields cannot be mapped one-to-one (their parts, e.g. City, are listed on their own).
 SKIPPED_TYPES = frozenset({"address", "location", "base64", "anyType", "complexvalue", "json"})
 
 PRESETS: dict[str, dict[str, str]] = {
-    "Lead": {"Email": "email", "FirstName": "first_name", "LastName": "last_name", "Phone": "phone",
-             "Title": "title", "Company": "company_name"},
-    "Contact": {"Email": "email", "FirstName": "first_name", "LastName": "last_name", "Phone": "phone",
-                "Title": "title"},
+    "Lead": {
+        "Email": "email",
+        "FirstName": "first_name",
+        "LastName": "last_name",
+        "Phone": "phone",
+        "Title": "title",
+        "Company": "company_name",
+    },
+    "Contact": {
+        "Email": "email",
+        "FirstName": "first_name",
+        "LastName": "last_name",
+        "Phone": "phone",
+        "Title": "title",
+    },
     "Account": {"Name": "name", "Website": "domain", "Phone": "phone"},
 }
 PUSH_ONLY = frozenset({Direction.TO_CRM})
@@ -50,7 +75,9 @@ def find(describe: dict[str, Any], wanted: str | None) -> dict[str, Any] | None:
     return None
 
 
-def remote_fields(connection: ConnectionView, object_type: str, describe: dict[str, Any]) -> list[RemoteField]:
+def remote_fields(
+    connection: ConnectionView, object_type: str, describe: dict[str, Any]
+) -> list[RemoteField]:
     presets = dict(PRESETS.get(object_type, {}))
     push_only: dict[str, str] = {}
     filled: set[str] = set()
@@ -68,7 +95,9 @@ def remote_fields(connection: ConnectionView, object_type: str, describe: dict[s
             continue
         name = f["name"]
         writable = bool(f.get("createable") or f.get("updateable")) and not f.get("calculated")
-        directions = frozenset({Direction.TO_CRM, Direction.FROM_CRM, Direction.BOTH}) if writable else PULL_ONLY
+        directions = (
+            frozenset({Direction.TO_CRM, Direction.FROM_CRM, Direction.BOTH}) if writable else PULL_ONLY
+        )
         if object_type == "Contact":
             directions, writable = PULL_ONLY, False  # contacts are the sales team's: never written
         hub = presets.get(name)
@@ -84,7 +113,9 @@ def remote_fields(connection: ConnectionView, object_type: str, describe: dict[s
                 type=TYPES.get(str(f.get("type")), FieldType.TEXT),
                 object_type=object_type,
                 required=bool(
-                    f.get("createable") and not f.get("nillable") and not f.get("defaultedOnCreate")
+                    f.get("createable")
+                    and not f.get("nillable")
+                    and not f.get("defaultedOnCreate")
                     and f.get("type") != "boolean"
                 ),
                 writable=writable,

@@ -29,7 +29,11 @@ _PULL = frozenset({Direction.FROM_CRM})
 
 SETTINGS = (
     Setting(
-        "auth_flow", "Login flow", SettingType.CHOICE, required=True, default="client_credentials",
+        "auth_flow",
+        "Login flow",
+        SettingType.CHOICE,
+        required=True,
+        default="client_credentials",
         choices=(
             ("client_credentials", "Client credentials (recommended; needs My Domain)"),
             ("jwt_bearer", "JWT bearer (certificate)"),
@@ -38,7 +42,11 @@ SETTINGS = (
         help="New orgs block the username-password flow; prefer client credentials or JWT bearer.",
     ),
     Setting(
-        "login_host", "Login host", SettingType.CHOICE, required=True, default="production",
+        "login_host",
+        "Login host",
+        SettingType.CHOICE,
+        required=True,
+        default="production",
         choices=(
             ("production", "Production / Developer Edition (login.salesforce.com)"),
             ("sandbox", "Sandbox org (test.salesforce.com)"),
@@ -46,41 +54,61 @@ SETTINGS = (
         ),
     ),
     Setting(
-        "my_domain", "My Domain", pattern=MY_DOMAIN,
+        "my_domain",
+        "My Domain",
+        pattern=MY_DOMAIN,
         help="Your org's My Domain, e.g. acme or https://acme.my.salesforce.com.",
     ),
     Setting(
-        "consumer_key", "Consumer key", SettingType.SECRET, required=True,
+        "consumer_key",
+        "Consumer key",
+        SettingType.SECRET,
+        required=True,
         help="From the Connected App / External Client App (stored encrypted like the secret).",
     ),
     Setting("consumer_secret", "Consumer secret", SettingType.SECRET),
     Setting("username", "Username", help="The API user (password and JWT bearer flows)."),
     Setting("password", "Password", SettingType.SECRET),
     Setting(
-        "security_token", "Security token", SettingType.SECRET,
+        "security_token",
+        "Security token",
+        SettingType.SECRET,
         help="Emailed by 'Reset My Security Token'; a password reset issues a new one.",
     ),
     Setting("private_key", "Private key (PEM)", SettingType.SECRET, help="JWT bearer flow only."),
     Setting(
-        "api_version", "API version", default=DEFAULT_API_VERSION, pattern=r"[1-9][0-9]{1,2}\.0",
+        "api_version",
+        "API version",
+        default=DEFAULT_API_VERSION,
+        pattern=r"[1-9][0-9]{1,2}\.0",
         help="Used unless the org only offers an older one.",
     ),
     Setting(
-        "contact_flag_field", "Contact import flag field", default="Sync_To_Leadbridge__c", pattern=API_NAME,
+        "contact_flag_field",
+        "Contact import flag field",
+        default="Sync_To_Leadbridge__c",
+        pattern=API_NAME,
         help="Checkbox or picklist on Contact; only contacts where it says yes are imported.",
     ),
     Setting(
-        "contact_flag_values", "Flag values meaning yes", default="Yes",
-        pattern=r"[^'\\]{1,255}", help="Comma-separated picklist values (a checkbox only needs to be ticked).",
+        "contact_flag_values",
+        "Flag values meaning yes",
+        default="Yes",
+        pattern=r"[^'\\]{1,255}",
+        help="Comma-separated picklist values (a checkbox only needs to be ticked).",
     ),
     Setting(
-        "lead_url_field", "Lead field receiving the leadbridge link", default="Leadbridge_URL__c",
+        "lead_url_field",
+        "Lead field receiving the leadbridge link",
+        default="Leadbridge_URL__c",
         pattern=API_NAME,
     ),
     Setting("score_field", "Lead field receiving the score", default="Score__c", pattern=API_NAME),
     Setting("status_field", "Lead field receiving the status", default="Status__c", pattern=API_NAME),
     Setting(
-        "external_id_field", "External ID field on Lead", pattern=API_NAME,
+        "external_id_field",
+        "External ID field on Lead",
+        pattern=API_NAME,
         help="Optional: a Lead field marked External ID; new leads are then upserted by it.",
     ),
     Setting("action_title", "Task subject", default="{title}", help="{title} is the action's title."),
@@ -90,7 +118,9 @@ SETTINGS = (
 OBJECTS = (
     ObjectSpec("Lead", "Leads", HubKind.CONTACT, _BOTH, batch_size=5000, supports_delete=True),
     ObjectSpec("Contact", "Contacts (flagged, import only)", HubKind.CONTACT, _PULL, batch_size=5000),
-    ObjectSpec("Account", "Accounts", HubKind.COMPANY, _BOTH, batch_size=5000),
+    # Accounts, like Contacts, belong to sales: read for the contacts' companies, never written
+    # (a Lead carries its company as text in Company).
+    ObjectSpec("Account", "Accounts (import only)", HubKind.COMPANY, _PULL, batch_size=5000),
     ObjectSpec("Task", "Tasks", HubKind.ACTION, frozenset({Direction.TO_CRM}), batch_size=1),
     ObjectSpec("Campaign", "Campaigns", HubKind.CAMPAIGN, _PULL),
 )

@@ -52,7 +52,9 @@ def _flag_condition(connection: ConnectionView, describe: dict[str, Any]) -> str
         )
     if field["type"] == "boolean":
         return f"{soql.name(field['name'])} = true"
-    values = [v.strip() for v in str(connection.setting("contact_flag_values", "Yes")).split(",") if v.strip()]
+    values = [
+        v.strip() for v in str(connection.setting("contact_flag_values", "Yes")).split(",") if v.strip()
+    ]
     return f"{soql.name(field['name'])} IN {soql.in_list(values)}"
 
 
@@ -66,14 +68,20 @@ def first_query(
     if since is not None:
         conditions.append(f"SystemModstamp >= {soql.quote(since)}")
     statement = soql.select(
-        _select_list(describe, object_type), object_type, " AND ".join(conditions) or None,
+        _select_list(describe, object_type),
+        object_type,
+        " AND ".join(conditions) or None,
         order_by=("SystemModstamp", "Id"),
     )
     return statement, since is not None
 
 
 def fetch_page(
-    connection: ConnectionView, api: SalesforceApi, object_type: str, since: datetime | None, cursor: str | None
+    connection: ConnectionView,
+    api: SalesforceApi,
+    object_type: str,
+    since: datetime | None,
+    cursor: str | None,
 ) -> tuple[list[dict[str, Any]], str | None, dict[str, str]]:
     """One page of rows, the next cursor, and the Salesforce type of every field."""
     describe = api.describe(object_type)
@@ -129,14 +137,21 @@ class Lookup:
     """One lookup of rows whose ``key`` equals one of ``values`` (SOQL ``=`` ignores case)."""
 
     def __init__(
-        self, object_type: str, key: str, values: list[str], extra: tuple[str, ...] = (), where: str | None = None
+        self,
+        object_type: str,
+        key: str,
+        values: list[str],
+        extra: tuple[str, ...] = (),
+        where: str | None = None,
     ) -> None:
         self.key = key
         self.statements = []
         fields = ["Id", key, "CreatedDate", *extra]
         for chunk in chunks(sorted({v for v in values if v}), LOOKUP_CHUNK):
             condition = f"{soql.name(key)} IN {soql.in_list(chunk)}" + (f" AND {where}" if where else "")
-            self.statements.append(soql.select(fields, object_type, condition, order_by=("CreatedDate", "Id")))
+            self.statements.append(
+                soql.select(fields, object_type, condition, order_by=("CreatedDate", "Id"))
+            )
 
     def group(self, pages: list[list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
         """Rows by lower-cased key, oldest first (``CreatedDate``, then ``Id``: deterministic)."""
@@ -162,41 +177,48 @@ def lookup(api: SalesforceApi, *lookups: Lookup) -> list[dict[str, list[dict[str
     return grouped
 
 
-def drop_duplicate_leads(api: SalesforceApi, contacts: list[Contact]) -> list[Contact]:
-    """Keep one lead per email: the oldest (``CreatedDate``, then ``Id``); log the others.
+def order_duplicates(contacts: list[Contact]) -> list[Contact]:
+    """Within a page, put the oldest of several leads sharing an email first (``CreatedDate``, ``Id``).
 
-    Salesforce allows two open leads with one email; the hub has one contact per email, so pulling
-    both would overwrite it with whichever came last. The kept one carries ``duplicate_ids``.
+    Salesforce allows two open leads with one email; the hub has one contact per email and links
+    the first it sees, logging the others as duplicates with both ids. Ordering makes that pick
+    the oldest lead, the same one a push would choose. (The engine's checkpoint takes the newest
+    position of a page, so reordering inside it is safe.)
     """
-    emails = [c.email.strip().lower() for c in contacts if c.email and not c.deleted and "converted_to" not in c.extra]
-    if not emails:
-        return contacts
-    (groups,) = lookup(api, Lookup("Lead", "Email", emails, where="IsConverted = false"))
-    kept = []
-    for contact in contacts:
-        rows = groups.get((contact.email or "").strip().lower(), []) if not contact.deleted else []
-        if len(rows) > 1:
-            ids = [str(r["Id"]) for r in rows]
-            primary = ids[0]
-            if contact.remote_id != primary:
-                log.warning("Salesforce leads %s share the email of lead %s; kept %s", contact.remote_id, primary,
-                            primary)
-                continue
-            contact.extra["duplicate_ids"] = ids
-            log.warning("Salesforce leads %s share one email; syncing the oldest, %s", ", ".join(ids), primary)
-        kept.append(contact)
-    return kept
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, c in enumerate(contacts):
+        if c.email and not c.deleted:
+            groups[c.email.strip().lower()].append(i)
+    order = list(range(len(contacts)))
+    for positions in groups.values():
+        if len(positions) < 2:
+            continue
+        ranked = sorted(
+            positions, key=lambda i: (str(contacts[i].fields.get("CreatedDate")), contacts[i].remote_id)
+        )
+        log.warning(
+            "Salesforce leads %s share one email; the oldest, %s, is synced",
+            ", ".join(str(contacts[i].remote_id) for i in ranked),
+            contacts[ranked[0]].remote_id,
+        )
+        for slot, i in zip(positions, ranked, strict=True):
+            order[slot] = i
+    return [contacts[i] for i in order]
 
 
 def fetch_contacts(
-    connection: ConnectionView, api: SalesforceApi, object_type: str, since: datetime | None, cursor: str | None
+    connection: ConnectionView,
+    api: SalesforceApi,
+    object_type: str,
+    since: datetime | None,
+    cursor: str | None,
 ) -> Page[Contact]:
     if object_type not in ("Lead", "Contact"):
         raise ConfigError(f"Salesforce has no person object {object_type!r} in leadbridge")
     rows, following, types = fetch_page(connection, api, object_type, since, cursor)
     contacts = [to_contact(r, types) for r in rows]
     if object_type == "Lead":
-        contacts = drop_duplicate_leads(api, contacts)
+        contacts = order_duplicates(contacts)
     return Page(contacts, following)
 
 
@@ -209,19 +231,39 @@ def fetch_companies(
 
 def list_campaigns(api: SalesforceApi) -> list[Campaign]:
     statement = soql.select(
-        ["Id", "Name", "NumberOfLeads", "NumberOfContacts"], "Campaign", "IsActive = true", ("Name",), limit=2000
+        ["Id", "Name", "NumberOfLeads", "NumberOfContacts"],
+        "Campaign",
+        "IsActive = true",
+        ("Name",),
+        limit=2000,
     )
     rows = api.query(statement).get("records", [])
     return [
-        Campaign(str(r["Id"]), str(r["Name"]), int(r.get("NumberOfLeads") or 0) + int(r.get("NumberOfContacts") or 0))
+        Campaign(
+            str(r["Id"]),
+            str(r["Name"]),
+            int(r.get("NumberOfLeads") or 0) + int(r.get("NumberOfContacts") or 0),
+        )
         for r in rows
     ]
 
 
 MEMBER_FIELDS = (
-    "Id", "CampaignId", "LeadId", "ContactId", "Status", "HasResponded", "SystemModstamp",
-    "Lead.Email", "Lead.FirstName", "Lead.LastName", "Lead.Company",
-    "Contact.Email", "Contact.FirstName", "Contact.LastName", "Contact.AccountId",
+    "Id",
+    "CampaignId",
+    "LeadId",
+    "ContactId",
+    "Status",
+    "HasResponded",
+    "SystemModstamp",
+    "Lead.Email",
+    "Lead.FirstName",
+    "Lead.LastName",
+    "Lead.Company",
+    "Contact.Email",
+    "Contact.FirstName",
+    "Contact.LastName",
+    "Contact.AccountId",
 )
 
 
@@ -244,8 +286,12 @@ def fetch_campaign_members(api: SalesforceApi, campaign_id: str, cursor: str | N
             remote_id=str(row.get("LeadId") or row.get("ContactId")),
             fields=fields,
             modified_at=_modified(row),
-            extra={"object_type": object_type, "member_status": row.get("Status"), "member_id": row["Id"],
-                   "responded": bool(row.get("HasResponded"))},
+            extra={
+                "object_type": object_type,
+                "member_status": row.get("Status"),
+                "member_id": row["Id"],
+                "responded": bool(row.get("HasResponded")),
+            },
         )
         if person.get("AccountId"):
             member.company = Company(name="", remote_id=str(person["AccountId"]))

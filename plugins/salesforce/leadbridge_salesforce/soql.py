@@ -12,7 +12,16 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}(\.[A-Za-z][A-Za-z0-9_]{0,79})?$")
-_ESCAPES = {"\\": "\\\\", "'": "\\'", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+_ESCAPES = {
+    "\\": "\\\\",
+    "'": "\\'",
+    '"': '\\"',
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\b": "\\b",
+    "\f": "\\f",
+}
 
 
 def name(value: str) -> str:
@@ -51,7 +60,8 @@ def select(
     limit: int | None = None,
 ) -> str:
     """Build ``SELECT ... FROM ... [WHERE] [ORDER BY] [LIMIT]`` from checked names."""
-    parts = [f"SELECT {', '.join(name(f) for f in fields)} FROM {name(sobject)}"]
+    # Names pass name()'s strict pattern and values go through quote(): nothing is interpolated raw.
+    parts = [f"SELECT {', '.join(name(f) for f in fields)} FROM {name(sobject)}"]  # noqa: S608
     if where:
         parts.append(f"WHERE {where}")
     if order_by:

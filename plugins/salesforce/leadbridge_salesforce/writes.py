@@ -1,10 +1,11 @@
-"""Writing Leads and Accounts in sObject Collections (200 per call, ``allOrNone=false``),
-Tasks one at a time, and deletes.
+"""Writing Leads in sObject Collections (200 per call, ``allOrNone=false``), Tasks one at a time,
+and deletes. Contacts and Accounts belong to the sales team: never written.
 
-Matching: ``remote_id`` when the core knows it, else a lookup by email (Leads) or exact name
-(Accounts) through Composite queries; several matches → the oldest (``CreatedDate``, ``Id``), with
-the others reported as ``duplicate_ids``. A person who already is a Salesforce Contact is not
-pushed as a Lead (contacts belong to the sales team). With an External ID field configured on
+Matching: ``remote_id`` when the core knows it, else a lookup by email through Composite queries
+(25 ``IN`` queries per API call); several open leads → the oldest (``CreatedDate``, ``Id``), the
+others reported as ``duplicate_ids``. A person who already is a Salesforce Contact (found by email,
+or a lead converted meanwhile) is not written: the result is ``skipped`` and carries the Contact's
+id, so the link follows the Contact and later pushes cost no call. With an External ID field on
 Lead, new leads are upserted by it, so a batch re-sent after a crash cannot create twice.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 
 from leadbridge.connection_view import ConnectionView
 from leadbridge.errors import RecordError
-from leadbridge.types import Action, Company, Contact, Outcome, RecordResult
+from leadbridge.types import Action, Contact, Outcome, RecordResult
 
 from . import soql
 from .api import COLLECTION_SIZE, SalesforceApi, chunks
@@ -25,6 +26,8 @@ from .reads import Lookup, lookup
 
 log = logging.getLogger(__name__)
 
+CONTACT_PREFIX = "003"
+LEAD_PREFIX = "00Q"
 GONE = frozenset({"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY", "NOT_FOUND", "INVALID_ID_FIELD"})
 
 
@@ -42,8 +45,14 @@ def _failure(item: dict[str, Any], ref: str | None, remote_id: str | None = None
     extra: dict[str, Any] = {}
     if first.get("fields"):
         extra["fields"] = list(first["fields"])
-    return RecordResult(Outcome.FAILED, ref=ref, remote_id=remote_id, reason=str(first.get("message") or code),
-                        code=code, extra=extra)
+    return RecordResult(
+        Outcome.FAILED,
+        ref=ref,
+        remote_id=remote_id,
+        reason=str(first.get("message") or code),
+        code=code,
+        extra=extra,
+    )
 
 
 def _code(item: dict[str, Any]) -> str | None:
@@ -52,7 +61,11 @@ def _code(item: dict[str, Any]) -> str | None:
 
 
 def _run(
-    api: SalesforceApi, sobject: str, jobs: list[tuple[int, dict[str, Any]]], mode: str, external: str | None = None
+    api: SalesforceApi,
+    sobject: str,
+    jobs: list[tuple[int, dict[str, Any]]],
+    mode: str,
+    external: str | None = None,
 ) -> dict[int, dict[str, Any]]:
     """Send ``(position, record)`` pairs in collections of 200; answers by position."""
     answers: dict[int, dict[str, Any]] = {}
@@ -70,7 +83,9 @@ def _run(
     return answers
 
 
-def upsert_leads(connection: ConnectionView, api: SalesforceApi, contacts: Sequence[Contact]) -> list[RecordResult]:
+def upsert_leads(
+    connection: ConnectionView, api: SalesforceApi, contacts: Sequence[Contact]
+) -> list[RecordResult]:
     describe = api.describe("Lead")
     types = {name: str(f["type"]) for name, f in field_map(describe).items()}
     url_field = find(describe, connection.setting("lead_url_field"))
@@ -80,13 +95,17 @@ def upsert_leads(connection: ConnectionView, api: SalesforceApi, contacts: Seque
     results: list[RecordResult | None] = [None] * len(contacts)
     unknown = [c.email for c in contacts if not c.remote_id and c.email]
     leads, people = lookup(
-        api, Lookup("Lead", "Email", unknown, extra=("IsConverted", "ConvertedContactId")),
+        api,
+        Lookup("Lead", "Email", unknown, extra=("IsConverted", "ConvertedContactId")),
         Lookup("Contact", "Email", unknown),
     )
     updates: list[tuple[int, dict[str, Any]]] = []
     creates: list[tuple[int, dict[str, Any]]] = []
     duplicates: dict[int, list[str]] = {}
     for i, contact in enumerate(contacts):
+        if contact.remote_id and contact.remote_id.startswith(CONTACT_PREFIX):
+            results[i] = _is_contact(contact, contact.remote_id)
+            continue
         fields = dict(contact.fields)
         if contact.email and "Email" not in fields:
             fields["Email"] = contact.email
@@ -100,18 +119,16 @@ def upsert_leads(connection: ConnectionView, api: SalesforceApi, contacts: Seque
             open_leads = [r for r in leads.get(key, []) if not r.get("IsConverted")]
             if len(open_leads) > 1:
                 duplicates[i] = [str(r["Id"]) for r in open_leads]
-                log.warning("Salesforce leads %s share one email; writing to the oldest", ", ".join(duplicates[i]))
+                log.warning(
+                    "Salesforce leads %s share one email; writing to the oldest", ", ".join(duplicates[i])
+                )
             if open_leads:
                 remote_id = str(open_leads[0]["Id"])
             elif people.get(key) or leads.get(key):
                 found = people.get(key) or []
                 converted = [r for r in leads.get(key, []) if r.get("ConvertedContactId")]
                 target = str(found[0]["Id"]) if found else str(converted[0]["ConvertedContactId"])
-                results[i] = RecordResult(
-                    Outcome.SKIPPED, ref=contact.ref,
-                    reason=f"already a Salesforce Contact ({target}); contacts are managed in Salesforce",
-                    code="IS_CONTACT", extra={"converted_to": {"object_type": "Contact", "remote_id": target}},
-                )
+                results[i] = _is_contact(contact, target)
                 continue
         body = _body(fields, types, "Lead")
         if remote_id is not None:
@@ -131,11 +148,15 @@ def upsert_leads(connection: ConnectionView, api: SalesforceApi, contacts: Seque
     for i, contact in enumerate(contacts):
         if results[i] is not None:
             continue
-        item = answers.get(i, {"success": False, "errors": [{"statusCode": "NO_RESULT", "message": "no answer"}]})
+        item = answers.get(
+            i, {"success": False, "errors": [{"statusCode": "NO_RESULT", "message": "no answer"}]}
+        )
         is_update = i in update_ids
         if item.get("success"):
             created = bool(item.get("created")) if not is_update else False
-            outcome = Outcome.CREATED if (not is_update and (created or "created" not in item)) else Outcome.UPDATED
+            outcome = (
+                Outcome.CREATED if (not is_update and (created or "created" not in item)) else Outcome.UPDATED
+            )
             result = RecordResult(outcome, ref=contact.ref, remote_id=str(item.get("id")))
         elif _code(item) == "CANNOT_UPDATE_CONVERTED_LEAD":
             converted.append(i)
@@ -150,76 +171,65 @@ def upsert_leads(connection: ConnectionView, api: SalesforceApi, contacts: Seque
     return [r for r in results if r is not None]
 
 
+def _is_contact(contact: Contact, contact_id: str) -> RecordResult:
+    return RecordResult(
+        Outcome.SKIPPED,
+        ref=contact.ref,
+        remote_id=contact_id,
+        code="IS_CONTACT",
+        reason=f"is Salesforce Contact {contact_id}; contacts are managed in Salesforce, not written",
+        extra={"converted_to": {"object_type": "Contact", "remote_id": contact_id}},
+    )
+
+
 def _follow_conversions(
-    api: SalesforceApi, contacts: Sequence[Contact], pairs: list[tuple[int, str]], results: list[RecordResult | None]
+    api: SalesforceApi,
+    contacts: Sequence[Contact],
+    pairs: list[tuple[int, str]],
+    results: list[RecordResult | None],
 ) -> None:
     """A converted lead is read-only: point the hub at the Contact it became instead of failing forever."""
     rows = api.query(
-        soql.select(["Id", "ConvertedContactId", "ConvertedAccountId"], "Lead",
-                    f"Id IN {soql.in_list([lead for _, lead in pairs])}")
+        soql.select(
+            ["Id", "ConvertedContactId", "ConvertedAccountId"],
+            "Lead",
+            f"Id IN {soql.in_list([lead for _, lead in pairs])}",
+        )
     ).get("records", [])
     by_id = {str(r["Id"]): r for r in rows}
     for i, lead_id in pairs:
         target = (by_id.get(lead_id) or {}).get("ConvertedContactId")
+        # The link follows the Contact (its id), so the next push is skipped without a call.
         results[i] = RecordResult(
-            Outcome.SKIPPED, ref=contacts[i].ref, remote_id=lead_id, code="CANNOT_UPDATE_CONVERTED_LEAD",
+            Outcome.SKIPPED,
+            ref=contacts[i].ref,
+            remote_id=str(target or lead_id),
+            code="CANNOT_UPDATE_CONVERTED_LEAD",
             reason=f"lead {lead_id} was converted to contact {target}; contacts are managed in Salesforce",
             extra={"converted_to": {"object_type": "Contact", "remote_id": target}} if target else {},
         )
 
 
-def upsert_accounts(api: SalesforceApi, companies: Sequence[Company]) -> list[RecordResult]:
-    describe = api.describe("Account")
-    types = {name: str(f["type"]) for name, f in field_map(describe).items()}
-    names = [c.name for c in companies if not c.remote_id and c.name]
-    (found,) = lookup(api, Lookup("Account", "Name", names))
-    updates: list[tuple[int, dict[str, Any]]] = []
-    creates: list[tuple[int, dict[str, Any]]] = []
-    duplicates: dict[int, list[str]] = {}
-    for i, company in enumerate(companies):
-        fields = dict(company.fields)
-        fields.setdefault("Name", company.name)
-        body = _body(fields, types, "Account")
-        remote_id = company.remote_id
-        if remote_id is None:
-            # SOQL '=' ignores case; keep only exact (trimmed, case-folded) name matches.
-            rows = [r for r in found.get(company.name.strip().lower(), [])
-                    if str(r.get("Name", "")).strip().casefold() == company.name.strip().casefold()]
-            if rows:
-                remote_id = str(rows[0]["Id"])
-                if len(rows) > 1:
-                    duplicates[i] = [str(r["Id"]) for r in rows]
-        if remote_id:
-            body["Id"] = remote_id
-            updates.append((i, body))
-        else:
-            creates.append((i, body))
-    answers = _run(api, "Account", updates, "update") | _run(api, "Account", creates, "create")
-    update_positions = {i for i, _ in updates}
-    results = []
-    for i, company in enumerate(companies):
-        item = answers.get(i, {"success": False, "errors": [{"statusCode": "NO_RESULT", "message": "no answer"}]})
-        if item.get("success"):
-            outcome = Outcome.UPDATED if i in update_positions else Outcome.CREATED
-            result = RecordResult(outcome, ref=company.ref, remote_id=str(item.get("id")))
-        else:
-            result = _failure(item, company.ref)
-        if i in duplicates:
-            result.extra["duplicate_ids"] = duplicates[i]
-        results.append(result)
-    return results
-
-
 def delete_records(api: SalesforceApi, remote_ids: Sequence[str]) -> list[RecordResult]:
-    results = []
-    for chunk in chunks(list(remote_ids), COLLECTION_SIZE):
+    """Delete leads; an id that is a Contact (a converted lead) is left alone."""
+    answers: dict[str, RecordResult] = {}
+    leads = [r for r in remote_ids if r.startswith(LEAD_PREFIX)]
+    for remote_id in remote_ids:
+        if not remote_id.startswith(LEAD_PREFIX):
+            answers[remote_id] = RecordResult(
+                Outcome.SKIPPED,
+                remote_id=remote_id,
+                code="READ_ONLY_OBJECT",
+                reason="not a lead: contacts are never deleted by leadbridge",
+            )
+    for chunk in chunks(leads, COLLECTION_SIZE):
         items = api.delete(chunk)
         for remote_id, item in zip(chunk, items, strict=False):
             if item.get("success") or _code(item) in GONE:
-                results.append(RecordResult(Outcome.DELETED, remote_id=remote_id))
+                answers[remote_id] = RecordResult(Outcome.DELETED, remote_id=remote_id)
             else:
-                results.append(_failure(item, None, remote_id))
-    return results
+                answers[remote_id] = _failure(item, None, remote_id)
+    return [answers[r] for r in remote_ids]
 
 
 def create_task(connection: ConnectionView, api: SalesforceApi, action: Action) -> RecordResult:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from leadbridge.testing import ConnectorConformance, ConnectorHarness
-
 from leadbridge_salesforce.sandbox import SalesforceSandbox
 
 

@@ -26,7 +26,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from flask import Response, request
-
 from leadbridge.sandbox import Sandbox
 
 from .schema import OBJECTS
@@ -37,6 +36,9 @@ DATA = re.compile(r"^/services/data/v(\d{2,3}\.\d)(/.*)?$")
 VERSIONS = ["58.0", "59.0", "60.0", "61.0", "62.0", "63.0", "64.0", "65.0", "66.0"]
 ORG_ID = "00D5g000004ABCDEAA"
 USER_ID = "0055g000009XYZAAA2"
+
+
+LIMIT_200 = "record limit reached. cannot submit more than 200 records into this call"
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -76,6 +78,7 @@ class SalesforceSandbox(Sandbox):
         self.versions = list(VERSIONS)
         self.logins = 0
         self.bulk_polls_until_complete = 1
+        self.expire_sessions_at_usage: int | None = None  # mid-run expiry: after this many data calls
         self.sessions: dict[str, tuple[int, float]] = {}
         self.refresh_tokens: set[str] = set()
         self.cursors: dict[str, dict[str, Any]] = {}
@@ -96,9 +99,12 @@ class SalesforceSandbox(Sandbox):
 
     def connection_settings(self, base_url: str) -> tuple[dict[str, Any], dict[str, str]]:
         settings = {"auth_flow": "password", "login_host": "production", "username": self.username}
-        secrets_ = {"consumer_key": self.consumer_key, "consumer_secret": self.consumer_secret,
-                    "password": self.password,
-                    "security_token": self.security_token}
+        secrets_ = {
+            "consumer_key": self.consumer_key,
+            "consumer_secret": self.consumer_secret,
+            "password": self.password,
+            "security_token": self.security_token,
+        }
         return settings, secrets_
 
     def bad_connection_settings(self, base_url: str) -> tuple[dict[str, Any], dict[str, str]]:
@@ -125,26 +131,58 @@ class SalesforceSandbox(Sandbox):
         s = self.store
         acme, _ = s.save("Account", {"Name": "Acme Oy", "Website": "https://acme.example"})
         globex, _ = s.save("Account", {"Name": "Globex SA", "Industry": "Technology"})
-        for first, last, email, account in [("Aino", "Virtanen", "aino@acme.example", acme),
-                                            ("Jussi", "Laine", "jussi@globex.example", globex)]:
-            s.save("Contact", {"FirstName": first, "LastName": last, "Email": email, "AccountId": account,
-                               "Sync_To_Leadbridge__c": "Yes"})
-        s.save("Contact", {"FirstName": "Private", "LastName": "Person", "Email": "private@acme.example",
-                           "AccountId": acme, "Sync_To_Leadbridge__c": "No"})
-        for i, (first, last, company) in enumerate([("Emma", "Korhonen", "Northwind Ltd"),
-                                                    ("Olli", "Nieminen", "Initech GmbH"),
-                                                    ("Sofia", "Rossi", "Umbrella AB")]):
-            s.save("Lead", {"FirstName": first, "LastName": last, "Company": company, "LeadSource": "Web",
-                            "Email": f"{first.lower()}.{last.lower()}@{company.split()[0].lower()}.example",
-                            "Industry": ["Banking", "Technology", "Education"][i]})
+        for first, last, email, account in [
+            ("Aino", "Virtanen", "aino@acme.example", acme),
+            ("Jussi", "Laine", "jussi@globex.example", globex),
+        ]:
+            s.save(
+                "Contact",
+                {
+                    "FirstName": first,
+                    "LastName": last,
+                    "Email": email,
+                    "AccountId": account,
+                    "Sync_To_Leadbridge__c": "Yes",
+                },
+            )
+        s.save(
+            "Contact",
+            {
+                "FirstName": "Private",
+                "LastName": "Person",
+                "Email": "private@acme.example",
+                "AccountId": acme,
+                "Sync_To_Leadbridge__c": "No",
+            },
+        )
+        for i, (first, last, company) in enumerate(
+            [
+                ("Emma", "Korhonen", "Northwind Ltd"),
+                ("Olli", "Nieminen", "Initech GmbH"),
+                ("Sofia", "Rossi", "Umbrella AB"),
+            ]
+        ):
+            s.save(
+                "Lead",
+                {
+                    "FirstName": first,
+                    "LastName": last,
+                    "Company": company,
+                    "LeadSource": "Web",
+                    "Email": f"{first.lower()}.{last.lower()}@{company.split()[0].lower()}.example",
+                    "Industry": ["Banking", "Technology", "Education"][i],
+                },
+            )
         campaign, _ = s.save("Campaign", {"Name": "Spring webinar 2026", "IsActive": True})
         for lead in list(s.records["Lead"])[:2]:
             s.save("CampaignMember", {"CampaignId": campaign, "LeadId": lead, "Status": "Sent"})
 
     def rate_limit_response(self, retry_after: float) -> Response:
         # Salesforce has no 429: its throttle is 403 REQUEST_LIMIT_EXCEEDED, without Retry-After.
-        return _json([{"message": "ConcurrentPerOrgLongTxn Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}],
-                     403)
+        return _json(
+            [{"message": "ConcurrentPerOrgLongTxn Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}],
+            403,
+        )
 
     def expire_tokens(self) -> None:
         with self.lock:
@@ -170,10 +208,16 @@ class SalesforceSandbox(Sandbox):
         app.add_url_rule(f"{base}/sobjects/<sobject>/updated/", view_func=self.updated)
         app.add_url_rule(f"{base}/sobjects/<sobject>/deleted/", view_func=self.deleted)
         app.add_url_rule(f"{base}/sobjects/<sobject>", view_func=self.create, methods=["POST"])
-        app.add_url_rule(f"{base}/sobjects/<sobject>/<record_id>", view_func=self.record,
-                         methods=["GET", "PATCH", "DELETE"])
-        app.add_url_rule(f"{base}/sobjects/<sobject>/<field>/<path:value>", view_func=self.upsert_one,
-                         methods=["GET", "PATCH"])
+        app.add_url_rule(
+            f"{base}/sobjects/<sobject>/<record_id>",
+            view_func=self.record,
+            methods=["GET", "PATCH", "DELETE"],
+        )
+        app.add_url_rule(
+            f"{base}/sobjects/<sobject>/<field>/<path:value>",
+            view_func=self.upsert_one,
+            methods=["GET", "PATCH"],
+        )
         app.add_url_rule(f"{base}/query", view_func=self.query, defaults={"all_rows": False})
         app.add_url_rule(f"{base}/query/", view_func=self.query, defaults={"all_rows": False})
         app.add_url_rule(f"{base}/queryAll", view_func=self.query, defaults={"all_rows": True})
@@ -181,10 +225,14 @@ class SalesforceSandbox(Sandbox):
         app.add_url_rule(f"{base}/query/<locator>", view_func=self.more, defaults={"all_rows": False})
         app.add_url_rule(f"{base}/queryAll/<locator>", view_func=self.more, defaults={"all_rows": True})
         app.add_url_rule(f"{base}/composite", view_func=self.composite, methods=["POST"])
-        app.add_url_rule(f"{base}/composite/sobjects", view_func=self.collections,
-                         methods=["POST", "PATCH", "DELETE"])
-        app.add_url_rule(f"{base}/composite/sobjects/<sobject>/<field>", view_func=self.collections_upsert,
-                         methods=["PATCH"])
+        app.add_url_rule(
+            f"{base}/composite/sobjects", view_func=self.collections, methods=["POST", "PATCH", "DELETE"]
+        )
+        app.add_url_rule(
+            f"{base}/composite/sobjects/<sobject>/<field>",
+            view_func=self.collections_upsert,
+            methods=["PATCH"],
+        )
         app.add_url_rule(f"{base}/jobs/ingest", view_func=self.bulk_create, methods=["POST"])
         app.add_url_rule(f"{base}/jobs/ingest/<job_id>", view_func=self.bulk_job, methods=["GET", "PATCH"])
         app.add_url_rule(f"{base}/jobs/ingest/<job_id>/batches", view_func=self.bulk_upload, methods=["PUT"])
@@ -195,20 +243,30 @@ class SalesforceSandbox(Sandbox):
         match = DATA.match(request.path)
         if match is None or self._exempt():
             return None
-        self.requests_seen.append({"method": request.method, "path": request.path,
-                                   "json": request.get_json(silent=True)})
+        self.requests_seen.append(
+            {"method": request.method, "path": request.path, "json": request.get_json(silent=True)}
+        )
         header = request.headers.get("Authorization", "")
         token = header[7:] if header.startswith("Bearer ") else ""
         with self.lock:
             session = self.sessions.get(token)
             now = time.monotonic()
-            if session is None or session[0] != self.token_generation or now - session[1] > self.session_lifetime:
-                return _json([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}], 401)
+            if (
+                session is None
+                or session[0] != self.token_generation
+                or now - session[1] > self.session_lifetime
+            ):
+                return _json(
+                    [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}], 401
+                )
             self.sessions[token] = (session[0], now)  # sessions time out after inactivity
             if self.api_usage >= self.daily_limit:
-                return _json([{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}],
-                             403)
+                return _json(
+                    [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}], 403
+                )
             self.api_usage += 1
+            if self.expire_sessions_at_usage == self.api_usage:
+                self.token_generation += 1  # this call still passes; the next one finds its session gone
         return None
 
     def _limit_header(self, response: Response) -> Response:
@@ -232,8 +290,11 @@ class SalesforceSandbox(Sandbox):
                 return fail("invalid_client_id", "client identifier invalid")
             if form.get("client_secret") != self.consumer_secret:
                 return fail("invalid_client", "invalid client credentials")
-            if (form.get("username") != self.username or form.get("password") != self.password + self.security_token
-                    or self.password_expired):
+            if (
+                form.get("username") != self.username
+                or form.get("password") != self.password + self.security_token
+                or self.password_expired
+            ):
                 return fail("invalid_grant", "authentication failure")
         elif grant == "client_credentials":
             if self.client_credentials_on_login_host:
@@ -309,21 +370,51 @@ class SalesforceSandbox(Sandbox):
         return _json([{"label": f"v{v}", "url": f"/services/data/v{v}", "version": v} for v in self.versions])
 
     def limits(self, version: str) -> Response:
-        return _json({"DailyApiRequests": {"Max": self.daily_limit, "Remaining": self.daily_limit - self.api_usage},
-                      "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000}})
+        return _json(
+            {
+                "DailyApiRequests": {"Max": self.daily_limit, "Remaining": self.daily_limit - self.api_usage},
+                "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000},
+            }
+        )
 
     def sobjects(self, version: str) -> Response:
-        return _json({"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": [
-            {"name": n, "label": o["label"], "keyPrefix": o["keyPrefix"], "createable": True, "updateable": True,
-             "queryable": True, "custom": False} for n, o in OBJECTS.items()]})
+        return _json(
+            {
+                "encoding": "UTF-8",
+                "maxBatchSize": 200,
+                "sobjects": [
+                    {
+                        "name": n,
+                        "label": o["label"],
+                        "keyPrefix": o["keyPrefix"],
+                        "createable": True,
+                        "updateable": True,
+                        "queryable": True,
+                        "custom": False,
+                    }
+                    for n, o in OBJECTS.items()
+                ],
+            }
+        )
 
     def describe(self, version: str, sobject: str) -> Response:
         if sobject not in OBJECTS:
-            return _json([{"message": f"The requested resource does not exist", "errorCode": "NOT_FOUND"}], 404)
+            return _json(
+                [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}], 404
+            )
         o = OBJECTS[sobject]
-        return _json({"name": sobject, "label": o["label"], "keyPrefix": o["keyPrefix"], "custom": False,
-                      "createable": sobject != "Campaign" or True, "updateable": True, "queryable": True,
-                      "fields": self.store.describe_fields(sobject)})
+        return _json(
+            {
+                "name": sobject,
+                "label": o["label"],
+                "keyPrefix": o["keyPrefix"],
+                "custom": False,
+                "createable": sobject != "Campaign" or True,
+                "updateable": True,
+                "queryable": True,
+                "fields": self.store.describe_fields(sobject),
+            }
+        )
 
     def create(self, version: str, sobject: str) -> Response:
         body = request.get_json(silent=True)
@@ -336,7 +427,10 @@ class SalesforceSandbox(Sandbox):
         return _json({"id": new_id, "success": True, "errors": []}, 201)
 
     def _allow_dupes(self) -> bool:
-        return "allowsave=true" in request.headers.get("Sforce-Duplicate-Rule-Header", "").replace(" ", "").lower()
+        return (
+            "allowsave=true"
+            in request.headers.get("Sforce-Duplicate-Rule-Header", "").replace(" ", "").lower()
+        )
 
     def record(self, version: str, sobject: str, record_id: str) -> Response:
         try:
@@ -349,10 +443,15 @@ class SalesforceSandbox(Sandbox):
                 return Response(status=204)
             rec = self.store.get(sobject, record_id)
             if rec is None:
-                return _json([{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}], 404)
+                return _json(
+                    [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}], 404
+                )
             wanted = request.args.get("fields")
-            names = [n.strip() for n in wanted.split(",")] if wanted else [f["name"] for f in
-                                                                            self.store.describe_fields(sobject)]
+            names = (
+                [n.strip() for n in wanted.split(",")]
+                if wanted
+                else [f["name"] for f in self.store.describe_fields(sobject)]
+            )
             return _json(self.store.shape(sobject, rec, names, self.store.resolve(sobject)))
         except ApiError as exc:
             return _errors(exc)
@@ -364,19 +463,37 @@ class SalesforceSandbox(Sandbox):
             self.store.known(sobject)
             f = self.store.field(sobject, field)
             if f is None or not (f["externalId"] or f["name"] == "Id"):
-                return _json([{"message": f"Provided external ID field does not exist or is not accessible: {field}",
-                               "errorCode": "NOT_FOUND"}], 404)
-            matches = [r for r in self.store.records[sobject].values()
-                       if not r["IsDeleted"] and str(r.get(f["name"]) or "").lower() == value.lower()]
+                return _json(
+                    [
+                        {
+                            "message": f"Provided external ID field does not exist or is not accessible: {field}",  # noqa: E501
+                            "errorCode": "NOT_FOUND",
+                        }
+                    ],
+                    404,
+                )
+            matches = [
+                r
+                for r in self.store.records[sobject].values()
+                if not r["IsDeleted"] and str(r.get(f["name"]) or "").lower() == value.lower()
+            ]
             if request.method == "GET":
                 if not matches:
-                    return _json([{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}],
-                                 404)
+                    return _json(
+                        [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}], 404
+                    )
                 return _json(matches[0])
             body = request.get_json(silent=True) or {}
             if any(k.lower() == f["name"].lower() for k in body):
-                return _json([{"message": f"The field {f['name']} should not be specified in the sobject data.",
-                               "errorCode": "INVALID_FIELD"}], 400)
+                return _json(
+                    [
+                        {
+                            "message": f"The field {f['name']} should not be specified in the sobject data.",
+                            "errorCode": "INVALID_FIELD",
+                        }
+                    ],
+                    400,
+                )
             if len(matches) > 1:
                 return _json([self.store.attributes(sobject, r["Id"])["url"] for r in matches], 300)
             if matches:
@@ -384,7 +501,9 @@ class SalesforceSandbox(Sandbox):
                 if self.upsert_update_status == 204:
                     return Response(status=204)
                 return _json({"id": rid, "success": True, "errors": [], "created": False}, 200)
-            rid, _ = self.store.save(sobject, {**body, f["name"]: value}, allow_duplicates=self._allow_dupes())
+            rid, _ = self.store.save(
+                sobject, {**body, f["name"]: value}, allow_duplicates=self._allow_dupes()
+            )
             return _json({"id": rid, "success": True, "errors": [], "created": True}, 201)
         except ApiError as exc:
             return _errors(exc)
@@ -412,8 +531,9 @@ class SalesforceSandbox(Sandbox):
         if attrs:
             attrs["url"] = re.sub(r"/v\d+\.\d/", f"/{version}/", attrs["url"])
 
-    def _page(self, version: str, rows: list[dict[str, Any]], all_rows: bool, start: int,
-              locator: str | None) -> dict[str, Any]:
+    def _page(
+        self, version: str, rows: list[dict[str, Any]], all_rows: bool, start: int, locator: str | None
+    ) -> dict[str, Any]:
         size = self.query_batch_size
         batch = rows[start : start + size]
         done = start + size >= len(rows)
@@ -439,7 +559,9 @@ class SalesforceSandbox(Sandbox):
             cursor = self.cursors.get(name)
             if cursor is None or time.monotonic() - cursor["at"] > self.locator_ttl or not offset.isdigit():
                 self.cursors.pop(name, None)
-                return _json([{"message": "invalid query locator", "errorCode": "INVALID_QUERY_LOCATOR"}], 400)
+                return _json(
+                    [{"message": "invalid query locator", "errorCode": "INVALID_QUERY_LOCATOR"}], 400
+                )
         return _json(self._page(version, cursor["rows"], all_rows, int(offset), name))
 
     # -- composite ------------------------------------------------------------------------------
@@ -448,13 +570,23 @@ class SalesforceSandbox(Sandbox):
         body = request.get_json(silent=True) or {}
         subs = body.get("compositeRequest") or []
         if len(subs) > 25:
-            return _json([{"message": "Composite request limit is 25 subrequests", "errorCode": "INVALID_REQUEST"}],
-                         400)
+            return _json(
+                [{"message": "Composite request limit is 25 subrequests", "errorCode": "INVALID_REQUEST"}],
+                400,
+            )
         out = []
         for sub in subs:
-            status, result = self._sub_request(str(sub.get("method", "GET")), str(sub.get("url", "")), sub.get("body"))
-            out.append({"body": result, "httpHeaders": {}, "httpStatusCode": status,
-                        "referenceId": sub.get("referenceId")})
+            status, result = self._sub_request(
+                str(sub.get("method", "GET")), str(sub.get("url", "")), sub.get("body")
+            )
+            out.append(
+                {
+                    "body": result,
+                    "httpHeaders": {},
+                    "httpStatusCode": status,
+                    "referenceId": sub.get("referenceId"),
+                }
+            )
         return _json({"compositeResponse": out})
 
     def _sub_request(self, method: str, url: str, body: Any) -> tuple[int, Any]:
@@ -473,15 +605,26 @@ class SalesforceSandbox(Sandbox):
             except ApiError as exc:
                 return exc.status, exc.single()
             return 201, {"id": new_id, "success": True, "errors": []}
-        return 400, [{"message": f"the sandbox does not support {method} {rest} in composite",
-                      "errorCode": "INVALID_REQUEST"}]
+        return 400, [
+            {
+                "message": f"the sandbox does not support {method} {rest} in composite",
+                "errorCode": "INVALID_REQUEST",
+            }
+        ]
 
     def collections(self, version: str) -> Response:
         if request.method == "DELETE":
             ids = [i for i in request.args.get("ids", "").split(",") if i]
             if len(ids) > 200:
-                return _json([{"message": "record limit reached. cannot submit more than 200 records into this call",
-                               "errorCode": "EXCEEDED_ID_LIMIT"}], 400)
+                return _json(
+                    [
+                        {
+                            "message": LIMIT_200,
+                            "errorCode": "EXCEEDED_ID_LIMIT",
+                        }
+                    ],
+                    400,
+                )
             results = []
             for rid in ids:
                 found = self._type_of(rid)
@@ -496,8 +639,15 @@ class SalesforceSandbox(Sandbox):
         body = request.get_json(silent=True) or {}
         records = body.get("records") or []
         if len(records) > 200:
-            return _json([{"message": "record limit reached. cannot submit more than 200 records into this call",
-                           "errorCode": "EXCEEDED_ID_LIMIT"}], 400)
+            return _json(
+                [
+                    {
+                        "message": "record limit reached. cannot submit more than 200 records into this call",
+                        "errorCode": "EXCEEDED_ID_LIMIT",
+                    }
+                ],
+                400,
+            )
 
         def one(record: dict[str, Any]) -> tuple[str, bool]:
             sobject = str((record.get("attributes") or {}).get("type") or "")
@@ -520,18 +670,23 @@ class SalesforceSandbox(Sandbox):
             return _json([{"message": "record limit reached", "errorCode": "EXCEEDED_ID_LIMIT"}], 400)
         f = self.store.field(sobject, field) if sobject in OBJECTS else None
         if f is None or not f["externalId"]:
-            return _json([{"message": f"Field {field} is not an external id field", "errorCode": "INVALID_FIELD"}],
-                         400)
+            return _json(
+                [{"message": f"Field {field} is not an external id field", "errorCode": "INVALID_FIELD"}], 400
+            )
 
         def one(record: dict[str, Any]) -> tuple[str, bool]:
             value = str(record.get(f["name"]) or "")
             if not value:
                 raise ApiError(400, "MISSING_ARGUMENT", f"{f['name']} not specified", [f["name"]])
-            matches = [r for r in self.store.records[sobject].values()
-                       if not r["IsDeleted"] and str(r.get(f["name"]) or "").lower() == value.lower()]
+            matches = [
+                r
+                for r in self.store.records[sobject].values()
+                if not r["IsDeleted"] and str(r.get(f["name"]) or "").lower() == value.lower()
+            ]
             if len(matches) > 1:
-                raise ApiError(300, "DUPLICATE_EXTERNAL_ID", f"{f['name']}: more than one record found",
-                               [f["name"]])
+                raise ApiError(
+                    300, "DUPLICATE_EXTERNAL_ID", f"{f['name']}: more than one record found", [f["name"]]
+                )
             if matches:
                 rest = {k: v for k, v in record.items() if k != f["name"]}
                 return self.store.save(sobject, rest, matches[0]["Id"])
@@ -539,7 +694,9 @@ class SalesforceSandbox(Sandbox):
 
         return self._apply_all(records, one, bool(body.get("allOrNone")), with_created=True)
 
-    def _apply_all(self, records: list[dict[str, Any]], one: Any, all_or_none: bool, *, with_created: bool) -> Response:
+    def _apply_all(
+        self, records: list[dict[str, Any]], one: Any, all_or_none: bool, *, with_created: bool
+    ) -> Response:
         before = self.store.snapshot() if all_or_none else None
         results: list[dict[str, Any]] = []
         failed = False
@@ -557,10 +714,15 @@ class SalesforceSandbox(Sandbox):
             results.append(item)
         if all_or_none and failed and before is not None:
             self.store.restore(before)
-            rolled = {"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-                      "message": "Record rolled back because not all records were valid and the request was using "
-                                 "AllOrNone header", "fields": []}
-            results = [r if not r["success"] else {"id": None, "success": False, "errors": [rolled]} for r in results]
+            rolled = {
+                "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                "message": "Record rolled back because not all records were valid and the request was using "
+                "AllOrNone header",
+                "fields": [],
+            }
+            results = [
+                r if not r["success"] else {"id": None, "success": False, "errors": [rolled]} for r in results
+            ]
         return _json(results)
 
     def _type_of(self, record_id: str) -> str | None:
@@ -578,29 +740,52 @@ class SalesforceSandbox(Sandbox):
 
     def updated(self, version: str, sobject: str) -> Response:
         start, end = self._window()
-        ids = [r["Id"] for r in self.store.records.get(sobject, {}).values()
-               if not r["IsDeleted"] and start <= r["SystemModstamp"] <= end]
+        ids = [
+            r["Id"]
+            for r in self.store.records.get(sobject, {}).values()
+            if not r["IsDeleted"] and start <= r["SystemModstamp"] <= end
+        ]
         return _json({"ids": ids, "latestDateCovered": end})
 
     def deleted(self, version: str, sobject: str) -> Response:
         start, end = self._window()
-        gone = [{"id": r["Id"], "deletedDate": r["SystemModstamp"]} for r in self.store.records.get(sobject, {}).values()
-                if r["IsDeleted"] and start <= r["SystemModstamp"] <= end]
+        gone = [
+            {"id": r["Id"], "deletedDate": r["SystemModstamp"]}
+            for r in self.store.records.get(sobject, {}).values()
+            if r["IsDeleted"] and start <= r["SystemModstamp"] <= end
+        ]
         return _json({"deletedRecords": gone, "earliestDateAvailable": start, "latestDateCovered": end})
 
     # -- Bulk API 2.0 ingest --------------------------------------------------------------------
 
     def bulk_create(self, version: str) -> Response:
         spec = request.get_json(silent=True) or {}
-        if spec.get("object") not in OBJECTS or spec.get("operation") not in ("insert", "update", "upsert", "delete"):
+        if spec.get("object") not in OBJECTS or spec.get("operation") not in (
+            "insert",
+            "update",
+            "upsert",
+            "delete",
+        ):
             return _json([{"message": "invalid job", "errorCode": "INVALIDJOB"}], 400)
         if spec["operation"] == "upsert" and not spec.get("externalIdFieldName"):
             return _json([{"message": "externalIdFieldName is required", "errorCode": "INVALIDJOB"}], 400)
         job_id = self.store.new_id("Job")
-        job = {"id": job_id, "object": spec["object"], "operation": spec["operation"], "state": "Open",
-               "externalIdFieldName": spec.get("externalIdFieldName"), "contentType": "CSV", "lineEnding": "LF",
-               "apiVersion": float(version[1:]), "numberRecordsProcessed": 0, "numberRecordsFailed": 0,
-               "csv": "", "ok": [], "failed": [], "polls": 0}
+        job = {
+            "id": job_id,
+            "object": spec["object"],
+            "operation": spec["operation"],
+            "state": "Open",
+            "externalIdFieldName": spec.get("externalIdFieldName"),
+            "contentType": "CSV",
+            "lineEnding": "LF",
+            "apiVersion": float(version[1:]),
+            "numberRecordsProcessed": 0,
+            "numberRecordsFailed": 0,
+            "csv": "",
+            "ok": [],
+            "failed": [],
+            "polls": 0,
+        }
         self.jobs[job_id] = job
         return _json(self._job_view(job))
 
@@ -618,7 +803,9 @@ class SalesforceSandbox(Sandbox):
     def bulk_job(self, version: str, job_id: str) -> Response:
         job = self.jobs.get(job_id)
         if job is None:
-            return _json([{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}], 404)
+            return _json(
+                [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}], 404
+            )
         if request.method == "PATCH":
             state = (request.get_json(silent=True) or {}).get("state")
             if state == "UploadComplete":
@@ -646,8 +833,12 @@ class SalesforceSandbox(Sandbox):
                     rid, created = str(values.get("Id")), False
                 else:
                     ext = str(job["externalIdFieldName"])
-                    matches = [r for r in self.store.records[job["object"]].values() if not r["IsDeleted"]
-                               and str(r.get(ext) or "").lower() == str(values.get(ext) or "").lower()]
+                    matches = [
+                        r
+                        for r in self.store.records[job["object"]].values()
+                        if not r["IsDeleted"]
+                        and str(r.get(ext) or "").lower() == str(values.get(ext) or "").lower()
+                    ]
                     if matches:
                         rest = {k: v for k, v in values.items() if k != ext}
                         rid, created = self.store.save(job["object"], rest, matches[0]["Id"])
@@ -662,7 +853,9 @@ class SalesforceSandbox(Sandbox):
     def bulk_results(self, version: str, job_id: str, kind: str) -> Response:
         job = self.jobs.get(job_id)
         if job is None or kind not in ("successfulResults", "failedResults"):
-            return _json([{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}], 404)
+            return _json(
+                [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}], 404
+            )
         rows = job["ok"] if kind == "successfulResults" else job["failed"]
         out = io.StringIO()
         if rows:

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import string
 
-PREFIXES = {"Account": "001", "Contact": "003", "Lead": "00Q", "Task": "00T", "Campaign": "701",
-            "CampaignMember": "00v", "User": "005", "Organization": "00D", "Job": "750"}
+PREFIXES = {
+    "Account": "001",
+    "Contact": "003",
+    "Lead": "00Q",
+    "Task": "00T",
+    "Campaign": "701",
+    "CampaignMember": "00v",
+    "User": "005",
+    "Organization": "00D",
+    "Job": "750",
+}
 _BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 _SUFFIX = string.ascii_uppercase + "012345"
 

@@ -58,7 +58,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     while pos < len(text):
         m = TOKEN.match(text, pos)
         if m is None or m.end() == pos:
-            raise SoqlError("MALFORMED_QUERY", f"unexpected token at: {text[pos:pos + 20]!r}")
+            raise SoqlError("MALFORMED_QUERY", f"unexpected token at: {text[pos : pos + 20]!r}")
         kind = m.lastgroup or ""
         out.append((kind, m.group(kind)))
         pos = m.end()
@@ -236,6 +236,21 @@ def _lit(lit: Literal, sf_type: str) -> Any:
     return lit.value.lower() if isinstance(lit.value, str) and sf_type != "date" else lit.value
 
 
+_IN_SETS: dict[tuple[int, str], tuple[Any, frozenset[Any]]] = {}
+
+
+def _in_set(node: Any, sf_type: str) -> frozenset[Any]:
+    """The converted ``IN`` list, computed once per parsed query (lookups test thousands of rows)."""
+    key = (id(node), sf_type)
+    hit = _IN_SETS.get(key)
+    if hit is None or hit[0] is not node:
+        if len(_IN_SETS) > 256:
+            _IN_SETS.clear()
+        hit = (node, frozenset(_lit(v, sf_type) for v in node[2]))
+        _IN_SETS[key] = hit
+    return hit[1]
+
+
 def matches(node: Any, record: dict[str, Any], resolve: Resolve) -> bool:
     if node is None:
         return True
@@ -249,7 +264,7 @@ def matches(node: Any, record: dict[str, Any], resolve: Resolve) -> bool:
     value, sf_type = resolve(record, node[1])
     left = _norm(value, sf_type)
     if op == "in":
-        return left in {_lit(v, sf_type) for v in node[2]}
+        return left in _in_set(node, sf_type)
     if op == "includes":
         chosen = {v.lower() for v in str(value or "").split(";") if v}
         return any(_lit(v, sf_type) in chosen for v in node[2])

@@ -25,8 +25,9 @@ def sf_time(moment: datetime) -> str:
 class ApiError(Exception):
     """One refused record: ``errors`` are ``{"message", "errorCode", "fields"}`` items."""
 
-    def __init__(self, status: int, code: str, message: str, fields: list[str] | None = None,
-                 **extra: Any) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, fields: list[str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.error: dict[str, Any] = {"message": message, "errorCode": code, "fields": fields or [], **extra}
@@ -74,7 +75,9 @@ class Store:
 
     def known(self, sobject: str) -> None:
         if sobject not in OBJECTS:
-            raise ApiError(404, "NOT_FOUND", f"The requested resource does not exist: sObject type '{sobject}'")
+            raise ApiError(
+                404, "NOT_FOUND", f"The requested resource does not exist: sObject type '{sobject}'"
+            )
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -164,8 +167,13 @@ class Store:
         else:
             resolve({}, node[1])
 
-    def shape(self, sobject: str, record: dict[str, Any], fields: list[str],
-              resolve: Callable[[dict[str, Any], str], tuple[Any, str]]) -> dict[str, Any]:
+    def shape(
+        self,
+        sobject: str,
+        record: dict[str, Any],
+        fields: list[str],
+        resolve: Callable[[dict[str, Any], str], tuple[Any, str]],
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {"attributes": self.attributes(sobject, record["Id"])}
         for path in fields:
             if "." in path:
@@ -195,8 +203,14 @@ class Store:
         self.counter += 1
         return make_id(sobject, self.counter)
 
-    def save(self, sobject: str, body: dict[str, Any], record_id: str | None = None,
-             *, allow_duplicates: bool = False) -> tuple[str, bool]:
+    def save(
+        self,
+        sobject: str,
+        body: dict[str, Any],
+        record_id: str | None = None,
+        *,
+        allow_duplicates: bool = False,
+    ) -> tuple[str, bool]:
         """Create (no ``record_id``) or update; return ``(id, created)`` or raise :class:`ApiError`."""
         with self.lock:
             self.known(sobject)
@@ -204,8 +218,9 @@ class Store:
             existing = None
             if record_id is not None:
                 if not ID.match(record_id):
-                    raise ApiError(400, "MALFORMED_ID", f"{sobject} ID: id value of incorrect type: {record_id}",
-                                   ["Id"])
+                    raise ApiError(
+                        400, "MALFORMED_ID", f"{sobject} ID: id value of incorrect type: {record_id}", ["Id"]
+                    )
                 deleted = self.get(sobject, record_id, deleted=True)
                 if deleted is not None and deleted["IsDeleted"]:
                     raise ApiError(400, "ENTITY_IS_DELETED", "entity is deleted")
@@ -218,8 +233,12 @@ class Store:
             merged = {**(existing or {}), **clean}
             missing = [n for n in OBJECTS[sobject]["required"] if merged.get(n) in (None, "")]
             if missing:
-                raise ApiError(400, "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]",
-                               missing)
+                raise ApiError(
+                    400,
+                    "REQUIRED_FIELD_MISSING",
+                    f"Required fields are missing: [{', '.join(missing)}]",
+                    missing,
+                )
             self._check_references(sobject, merged)
             self._check_unique(sobject, merged, existing)
             if sobject in self.validation_rules:
@@ -233,8 +252,15 @@ class Store:
                 new_id = self.new_id(sobject)
                 record = self._defaults(sobject)
                 record.update(clean)
-                record.update({"Id": new_id, "CreatedDate": stamp, "LastModifiedDate": stamp,
-                               "SystemModstamp": stamp, "IsDeleted": False})
+                record.update(
+                    {
+                        "Id": new_id,
+                        "CreatedDate": stamp,
+                        "LastModifiedDate": stamp,
+                        "SystemModstamp": stamp,
+                        "IsDeleted": False,
+                    }
+                )
                 self.records[sobject][new_id] = record
                 return new_id, True
             existing.update(clean)
@@ -247,8 +273,11 @@ class Store:
             if f["type"] == "boolean":
                 record[f["name"]] = False
             elif f["type"] == "picklist" and f["defaultedOnCreate"] and f["picklistValues"]:
-                record[f["name"]] = f["picklistValues"][0]["value"] if f["name"] != "Status" or sobject != "Task" \
+                record[f["name"]] = (
+                    f["picklistValues"][0]["value"]
+                    if f["name"] != "Status" or sobject != "Task"
                     else "Not Started"
+                )
             else:
                 record[f["name"]] = None
         if sobject == "Task":
@@ -260,12 +289,19 @@ class Store:
         for name, value in values.items():
             f = self.field(sobject, name)
             if f is None:
-                raise ApiError(400, "INVALID_FIELD", f"No such column '{name}' on sobject of type {sobject}", [name])
+                raise ApiError(
+                    400, "INVALID_FIELD", f"No such column '{name}' on sobject of type {sobject}", [name]
+                )
             if not (f["createable"] if creating else f["updateable"]):
                 verb = "create" if creating else "update"
-                raise ApiError(400, "INVALID_FIELD_FOR_INSERT_UPDATE", f"Unable to {verb} fields: {f['name']}. "
-                               "Please check the security settings of this field and verify that it is read/write "
-                               "for your profile or permission set.", [f["name"]])
+                raise ApiError(
+                    400,
+                    "INVALID_FIELD_FOR_INSERT_UPDATE",
+                    f"Unable to {verb} fields: {f['name']}. "
+                    "Please check the security settings of this field and verify that it is read/write "
+                    "for your profile or permission set.",
+                    [f["name"]],
+                )
             value = self._check_value(sobject, f, value)
             clean[f["name"]] = value
         return clean
@@ -276,40 +312,56 @@ class Store:
             return None
         if kind == "boolean":
             if not isinstance(value, bool):
-                raise ApiError(400, "JSON_PARSER_ERROR", f"Cannot deserialize instance of boolean from {value!r}",
-                               [name])
+                raise ApiError(
+                    400, "JSON_PARSER_ERROR", f"Cannot deserialize instance of boolean from {value!r}", [name]
+                )
             return value
         if kind in ("int", "double", "currency", "percent"):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 try:
                     value = float(value) if kind != "int" else int(value)
                 except (TypeError, ValueError):
-                    raise ApiError(400, "JSON_PARSER_ERROR", f"Cannot deserialize {value!r} as a number",
-                                   [name]) from None
+                    raise ApiError(
+                        400, "JSON_PARSER_ERROR", f"Cannot deserialize {value!r} as a number", [name]
+                    ) from None
             return value
         if kind == "date":
             if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(value)):
-                raise ApiError(400, "JSON_PARSER_ERROR", f"Cannot deserialize date from value {value!r}", [name])
+                raise ApiError(
+                    400, "JSON_PARSER_ERROR", f"Cannot deserialize date from value {value!r}", [name]
+                )
             return str(value)
         if kind == "datetime":
             try:
                 return sf_time(parse_dt(str(value)))
             except ValueError:
-                raise ApiError(400, "JSON_PARSER_ERROR", f"Cannot deserialize datetime from {value!r}",
-                               [name]) from None
+                raise ApiError(
+                    400, "JSON_PARSER_ERROR", f"Cannot deserialize datetime from {value!r}", [name]
+                ) from None
         if not isinstance(value, str):
-            raise ApiError(400, "JSON_PARSER_ERROR", f"Cannot deserialize instance of string from {value!r}",
-                           [name])
+            raise ApiError(
+                400, "JSON_PARSER_ERROR", f"Cannot deserialize instance of string from {value!r}", [name]
+            )
         if kind == "email" and not EMAIL.match(value):
-            raise ApiError(400, "INVALID_EMAIL_ADDRESS", f"{f['label']}: invalid email address: {value}", [name])
+            raise ApiError(
+                400, "INVALID_EMAIL_ADDRESS", f"{f['label']}: invalid email address: {value}", [name]
+            )
         if f["length"] and len(value) > f["length"]:
-            raise ApiError(400, "STRING_TOO_LONG", f"{f['label']}: data value too large: {value[:40]} "
-                           f"(max length={f['length']})", [name])
+            raise ApiError(
+                400,
+                "STRING_TOO_LONG",
+                f"{f['label']}: data value too large: {value[:40]} (max length={f['length']})",
+                [name],
+            )
         if kind == "picklist" and f["restrictedPicklist"]:
             allowed = {p["value"] for p in f["picklistValues"]}
             if value not in allowed:
-                raise ApiError(400, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-                               f"{f['label']}: bad value for restricted picklist field: {value}", [name])
+                raise ApiError(
+                    400,
+                    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                    f"{f['label']}: bad value for restricted picklist field: {value}",
+                    [name],
+                )
         return value
 
     def _check_references(self, sobject: str, merged: dict[str, Any]) -> None:
@@ -318,33 +370,57 @@ class Store:
                 continue
             rid = str(merged[f["name"]])
             if not ID.match(rid):
-                raise ApiError(400, "MALFORMED_ID", f"{f['label']}: id value of incorrect type: {rid}", [f["name"]])
+                raise ApiError(
+                    400, "MALFORMED_ID", f"{f['label']}: id value of incorrect type: {rid}", [f["name"]]
+                )
             found = self.find_any(rid)
             if found is None:
-                raise ApiError(400, "INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id", [f["name"]])
+                raise ApiError(400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [f["name"]])
             if found[0] not in f["referenceTo"]:
-                raise ApiError(400, "FIELD_INTEGRITY_EXCEPTION",
-                               f"{f['label']} ID: id value of incorrect type: {rid}", [f["name"]])
+                raise ApiError(
+                    400,
+                    "FIELD_INTEGRITY_EXCEPTION",
+                    f"{f['label']} ID: id value of incorrect type: {rid}",
+                    [f["name"]],
+                )
         if sobject == "Task" and str(merged.get("WhoId") or "").startswith("00Q") and merged.get("WhatId"):
-            raise ApiError(400, "FIELD_INTEGRITY_EXCEPTION",
-                           "Related To ID: You can't associate a lead with another record.", ["WhatId"])
+            raise ApiError(
+                400,
+                "FIELD_INTEGRITY_EXCEPTION",
+                "Related To ID: You can't associate a lead with another record.",
+                ["WhatId"],
+            )
         if sobject == "CampaignMember" and not (merged.get("LeadId") or merged.get("ContactId")):
-            raise ApiError(400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [LeadId or ContactId]",
-                           ["LeadId", "ContactId"])
+            raise ApiError(
+                400,
+                "REQUIRED_FIELD_MISSING",
+                "Required fields are missing: [LeadId or ContactId]",
+                ["LeadId", "ContactId"],
+            )
 
     def _check_unique(self, sobject: str, merged: dict[str, Any], existing: dict[str, Any] | None) -> None:
-        others = [r for r in self.records[sobject].values() if not r["IsDeleted"] and r is not existing]
+        def others() -> list[dict[str, Any]]:
+            return [r for r in self.records[sobject].values() if not r["IsDeleted"] and r is not existing]
+
         for f in fields_of(sobject):
             if f["unique"] and merged.get(f["name"]):
                 value = str(merged[f["name"]]).lower()
-                clash = next((r for r in others if str(r.get(f["name"]) or "").lower() == value), None)
+                clash = next((r for r in others() if str(r.get(f["name"]) or "").lower() == value), None)
                 if clash is not None:
-                    raise ApiError(400, "DUPLICATE_VALUE", f"duplicate value found: {f['name']} duplicates value "
-                                   f"on record with id: {clash['Id']}", [f["name"]])
+                    raise ApiError(
+                        400,
+                        "DUPLICATE_VALUE",
+                        f"duplicate value found: {f['name']} duplicates value "
+                        f"on record with id: {clash['Id']}",
+                        [f["name"]],
+                    )
         if sobject == "CampaignMember":
             person = merged.get("LeadId") or merged.get("ContactId")
-            for r in others:
-                if r["CampaignId"] == merged.get("CampaignId") and (r.get("LeadId") or r.get("ContactId")) == person:
+            for r in others():
+                if (
+                    r["CampaignId"] == merged.get("CampaignId")
+                    and (r.get("LeadId") or r.get("ContactId")) == person
+                ):
                     raise ApiError(400, "DUPLICATE_VALUE", "Already a campaign member.")
 
     def _check_duplicate_rule(self, sobject: str, merged: dict[str, Any]) -> None:
@@ -353,8 +429,11 @@ class Store:
             return
         email = str(merged["Email"]).lower()
         matches = [
-            (kind, r) for kind in ("Contact", "Lead") for r in self.records[kind].values()
-            if not r["IsDeleted"] and str(r.get("Email") or "").lower() == email
+            (kind, r)
+            for kind in ("Contact", "Lead")
+            for r in self.records[kind].values()
+            if not r["IsDeleted"]
+            and str(r.get("Email") or "").lower() == email
             and not (kind == "Lead" and r.get("IsConverted"))
         ]
         if not matches:
@@ -364,12 +443,25 @@ class Store:
             "duplicateRule": f"Standard_{sobject}_Duplicate_Rule",
             "duplicateRuleEntityType": sobject,
             "errorMessage": "Use one of these records?",
-            "matchResults": [{
-                "entityType": kind, "errors": [], "matchEngine": "ExactMatchEngine",
-                "matchRecords": [{"additionalInformation": [], "fieldDiffs": [], "matchConfidence": 100.0,
-                                  "record": {"attributes": self.attributes(kind, r["Id"]), "Id": r["Id"]}}],
-                "rule": f"Standard_{kind}_Match_Rule_v1_1", "size": 1, "success": True,
-            } for kind, r in matches],
+            "matchResults": [
+                {
+                    "entityType": kind,
+                    "errors": [],
+                    "matchEngine": "ExactMatchEngine",
+                    "matchRecords": [
+                        {
+                            "additionalInformation": [],
+                            "fieldDiffs": [],
+                            "matchConfidence": 100.0,
+                            "record": {"attributes": self.attributes(kind, r["Id"]), "Id": r["Id"]},
+                        }
+                    ],
+                    "rule": f"Standard_{kind}_Match_Rule_v1_1",
+                    "size": 1,
+                    "success": True,
+                }
+                for kind, r in matches
+            ],
         }
         # Real answers spell the key "duplicateResut".
         raise ApiError(400, "DUPLICATES_DETECTED", "Use one of these records?", duplicateResut=result)
@@ -400,17 +492,33 @@ class Store:
             lead = self.get("Lead", lead_id)
             assert lead is not None and not lead["IsConverted"]
             account_id, _ = self.save("Account", {"Name": lead["Company"]}, allow_duplicates=True)
-            contact_id, _ = self.save("Contact", {
-                "FirstName": lead.get("FirstName"), "LastName": lead["LastName"], "Email": lead.get("Email"),
-                "AccountId": account_id,
-            }, allow_duplicates=True)
+            contact_id, _ = self.save(
+                "Contact",
+                {
+                    "FirstName": lead.get("FirstName"),
+                    "LastName": lead["LastName"],
+                    "Email": lead.get("Email"),
+                    "AccountId": account_id,
+                },
+                allow_duplicates=True,
+            )
             stamp = sf_time(self.now())
-            lead.update({"IsConverted": True, "ConvertedContactId": contact_id, "ConvertedAccountId": account_id,
-                         "Status": "Closed - Converted", "SystemModstamp": stamp, "LastModifiedDate": stamp})
+            lead.update(
+                {
+                    "IsConverted": True,
+                    "ConvertedContactId": contact_id,
+                    "ConvertedAccountId": account_id,
+                    "Status": "Closed - Converted",
+                    "SystemModstamp": stamp,
+                    "LastModifiedDate": stamp,
+                }
+            )
             return contact_id, account_id
 
 
-def _matches(node: Any, record: dict[str, Any], resolve: Callable[[dict[str, Any], str], tuple[Any, str]]) -> bool:
+def _matches(
+    node: Any, record: dict[str, Any], resolve: Callable[[dict[str, Any], str], tuple[Any, str]]
+) -> bool:
     from .soql import matches
 
     return matches(node, record, resolve)
