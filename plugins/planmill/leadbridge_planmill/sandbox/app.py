@@ -161,6 +161,7 @@ class PlanMillSandbox(Sandbox):
         self.refresh_tokens: dict[tuple[str, int], str] = {}
         self.codes: dict[str, tuple[str, str]] = {}
         self.grants = 0
+        self._expire_countdown: int | None = None
         self.hidden_fields: dict[str, set[str]] = {}
         self.no_access: set[tuple[str, int]] = set()
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -314,6 +315,11 @@ class PlanMillSandbox(Sandbox):
             }
             self.members[cid] = members
             return cid
+
+    def expire_tokens_after(self, calls: int) -> None:
+        """Let the next ``calls`` authenticated API calls through, then expire every token."""
+        with self.lock:
+            self._expire_countdown = calls
 
     def set_modified(self, res: str, rid: int, when: datetime) -> None:
         with self.lock:
@@ -502,6 +508,12 @@ class PlanMillSandbox(Sandbox):
             info = self.tokens.get(token)
             if info is None:
                 raise PlanMillError(401, "Unauthorized", "00401")
+            if self._expire_countdown is not None:
+                if self._expire_countdown <= 0:
+                    self._expire_countdown = None
+                    self.token_generation += 1
+                else:
+                    self._expire_countdown -= 1
             if info.generation != self.token_generation or info.expires_at <= datetime.now(UTC):
                 if self.expired_status == 400:
                     raise PlanMillError(400, "Invalid or expired access token", "00400")
