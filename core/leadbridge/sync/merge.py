@@ -81,8 +81,12 @@ def merge_pull(
     created: bool,
     policy: str,
     remote_time: datetime | None,
+    linked: bool = False,
 ) -> PullMerge:
-    """Apply the CRM's changed values to ``hub`` (in place) where direction and write policy allow."""
+    """Apply the CRM's changed values to ``hub`` (in place) where direction and write policy allow.
+
+    ``linked``: the record was synced before, so a field missing from ``last`` was agreed empty.
+    """
     result = PullMerge(last=dict(last))
     stamp = (remote_time or datetime.now(UTC)).isoformat()
     for rule in rules:
@@ -94,8 +98,8 @@ def merge_pull(
         except ConversionError as exc:
             result.errors.append(f"{rf}: {exc.message}")
             continue
-        seen = rf in last
-        if seen and last[rf] == remote_val:
+        seen = rf in last or linked
+        if seen and last.get(rf) == remote_val:
             continue  # the CRM did not change it
         hub_old = get_value(hub, rule.hub_field)
         hub_as_remote = _safe_remote(rule, hub_old)

@@ -181,6 +181,7 @@ def store_contact(
         created=created,
         policy=ctx.conflict_policy,
         remote_time=item.modified_at,
+        linked=link is not None,
     )
     _merge_email(ctx, spec, hub, item, merged.diff, merged.last, merged.changed_at, created=created)
     _attach_company(ctx, hub, item.company, merged.diff)
@@ -365,6 +366,7 @@ def store_company(
         created=created,
         policy=ctx.conflict_policy,
         remote_time=item.modified_at,
+        linked=link is not None,
     )
     merged.last[NAME_KEY] = company_key(item.name)
     stamp = utcnow()

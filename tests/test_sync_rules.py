@@ -1,0 +1,219 @@
+"""Conflicts, deletes, explicit sends, campaign imports and the CSV export, through the engine."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from leadbridge.db import db
+from leadbridge.models import Connection, Contact, ContactList, ListMembership, SyncRecord, SyncRun
+from leadbridge.sync import default_mappings, export_run_csv, import_campaign, run_sync, send_contacts
+from sqlalchemy import select
+
+
+@pytest.fixture
+def conn(connection: Connection) -> Connection:
+    default_mappings(connection)
+    db.session.commit()
+    return connection
+
+
+def set_options(conn: Connection, **options: Any) -> None:
+    row = db.session.get(Connection, conn.id)
+    row.options = {**row.options, **options}
+    db.session.commit()
+
+
+def remote_edit(sandbox: Any, rid: str, **values: Any) -> None:
+    with sandbox.lock:
+        rec = sandbox.contacts[int(rid)]
+        rec.values.update(values)
+        rec.updated_at = datetime.now(UTC)
+
+
+def hub_edit(**values: Any) -> None:
+    contact = db.session.execute(select(Contact)).scalar_one()
+    for key, value in values.items():
+        setattr(contact, key, value)
+    db.session.commit()
+
+
+def conflicts(run: SyncRun) -> list[SyncRecord]:
+    return list(db.session.execute(
+        select(SyncRecord).where(SyncRecord.run_id == run.id, SyncRecord.outcome == "conflict")
+    ).scalars())
+
+
+def test_newest_change_wins_a_conflict_and_both_values_are_logged(conn: Connection, sandbox: Any) -> None:
+    [rid] = sandbox.add_contacts(1)
+    run_sync(conn.id)
+    remote_edit(sandbox, rid, job_title="CRM title")
+    hub_edit(title="Hub title")  # later: the hub wins
+    run = run_sync(conn.id)
+    [c] = conflicts(run)
+    assert c.diff == {"title": {"hub": "Hub title", "crm": "CRM title", "winner": "hub"}}
+    assert sandbox.contact(rid)["job_title"] == "Hub title"
+    assert db.session.execute(select(Contact.title)).scalar_one() == "Hub title"
+    hub_edit(title="Hub again")
+    remote_edit(sandbox, rid, job_title="CRM newest")  # later: the CRM wins
+    run = run_sync(conn.id)
+    [c] = conflicts(run)
+    assert c.diff["title"]["winner"] == "crm"
+    assert db.session.execute(select(Contact.title)).scalar_one() == "CRM newest"
+    assert sandbox.contact(rid)["job_title"] == "CRM newest"
+
+
+def test_fixed_winner_per_connection(conn: Connection, sandbox: Any) -> None:
+    set_options(conn, conflict="crm")
+    [rid] = sandbox.add_contacts(1)
+    run_sync(conn.id)
+    remote_edit(sandbox, rid, job_title="CRM title")
+    hub_edit(title="Hub title")  # newer, but the CRM always wins here
+    run = run_sync(conn.id)
+    assert conflicts(run)[0].diff["title"]["winner"] == "crm"
+    assert sandbox.contact(rid)["job_title"] == "CRM title"
+    assert db.session.execute(select(Contact.title)).scalar_one() == "CRM title"
+
+
+def test_write_policy_if_empty_and_never(conn: Connection, sandbox: Any) -> None:
+    from leadbridge.models import FieldMapping
+
+    contact_rows = select(FieldMapping).where(FieldMapping.object_type == "contact")
+    rows = {m.hub_field: m for m in db.session.execute(contact_rows).scalars()}
+    rows["title"].write_policy = "if_empty"
+    rows["phone"].write_policy = "never"
+    db.session.commit()
+    [rid] = sandbox.add_contacts(1)
+    remote_edit(sandbox, rid, phone="+358 1", job_title=None)
+    run_sync(conn.id)
+    remote_edit(sandbox, rid, phone="+358 2", job_title="Set in CRM")
+    run_sync(conn.id)
+    contact = db.session.execute(select(Contact)).scalar_one()
+    assert contact.phone == "+358 1"  # never overwritten after creation
+    assert contact.title == "Set in CRM"  # was empty, so filled
+
+
+def test_delete_policies_from_the_crm(conn: Connection, sandbox: Any) -> None:
+    a, b = sandbox.add_contacts(2)
+    run_sync(conn.id)
+    with sandbox.lock:
+        for rid in (a, b):
+            sandbox.contacts[int(rid)].deleted = True
+            sandbox.contacts[int(rid)].updated_at = datetime.now(UTC)
+    run = run_sync(conn.id)  # default: ignore
+    assert run.counts["hub"]["deleted"] == 0
+    assert db.session.execute(select(Contact).where(Contact.deleted_at.is_not(None))).first() is None
+    # an ignored CRM delete is never recreated by a later hub edit
+    contact = db.session.execute(select(Contact).order_by(Contact.id)).scalars().first()
+    contact.title = "edited"
+    db.session.commit()
+    run = run_sync(conn.id)
+    assert run.counts["crm"]["created"] == 0 and sandbox.contact_count() == 0
+
+
+def test_delete_policy_from_crm_delete_marks_hub_contact(conn: Connection, sandbox: Any) -> None:
+    set_options(conn, delete_policy={"from_crm": "delete"})
+    [rid] = sandbox.add_contacts(1)
+    run_sync(conn.id)
+    with sandbox.lock:
+        sandbox.contacts[int(rid)].deleted = True
+        sandbox.contacts[int(rid)].updated_at = datetime.now(UTC)
+    run = run_sync(conn.id)
+    assert run.counts["hub"]["deleted"] == 1
+    assert db.session.execute(select(Contact.deleted_at)).scalar_one() is not None
+
+
+def test_delete_policies_to_the_crm(conn: Connection, sandbox: Any) -> None:
+    contact = Contact(first_name="Gone", last_name="Soon")
+    contact.set_email("gone@example.org")
+    db.session.add(contact)
+    db.session.commit()
+    run_sync(conn.id, direction="to_crm")
+    contact = db.session.get(Contact, contact.id)
+    contact.deleted_at = datetime.now(UTC)
+    db.session.commit()
+    run_sync(conn.id, direction="to_crm")  # default: ignore, nothing destructive
+    assert sandbox.contact_count() == 1
+    set_options(conn, delete_policy={"to_crm": "delete"})
+    dry = run_sync(conn.id, direction="to_crm", dry_run=True)
+    assert dry.counts["crm"]["deleted"] == 1 and sandbox.contact_count() == 1
+    run = run_sync(conn.id, direction="to_crm")
+    assert run.counts["crm"]["deleted"] == 1 and sandbox.contact_count() == 0
+    again = run_sync(conn.id, direction="to_crm")
+    assert again.counts["crm"]["deleted"] == 0
+
+
+def test_send_contacts_company_first_then_contact_then_action(conn: Connection, sandbox: Any) -> None:
+    from leadbridge.models import Company
+
+    acme = Company(name="Acme Oy", name_key="acme oy", domain="acme.example")
+    db.session.add(acme)
+    db.session.flush()
+    ids = []
+    for i in range(3):
+        c = Contact(first_name="S", last_name=f"Send {i}", company_id=acme.id, company_name="Acme Oy")
+        c.set_email(f"send{i}@example.org")
+        db.session.add(c)
+        db.session.flush()
+        ids.append(c.id)
+    bad = Contact(first_name="No", last_name=None)
+    bad.set_email("nolast@example.org")
+    db.session.add(bad)
+    db.session.commit()
+    sandbox.reset_calls()
+    run = send_contacts(conn.id, [*ids, bad.id])
+    assert run.status == "succeeded", run.error
+    assert sandbox.count_calls("POST", "/api/companies/batch") == 1  # one company upsert per run
+    assert sandbox.company_count() == 1
+    assert run.counts["crm"]["created"] == 1 + 3 + 3  # company, contacts, actions
+    assert run.counts["crm"]["skipped"] == 1  # missing last name; the others went on
+    titles = {a["title"] for a in sandbox.actions.values()} if isinstance(sandbox.actions, dict) else {
+        a["title"] for a in sandbox.actions}
+    assert titles == {"Web lead from leadbridge (Acme Oy)"}
+    company_id = next(iter(sandbox.companies))
+    assert sandbox.find_contact("send0@example.org")["company_id"] == str(company_id)
+
+
+def test_import_campaign_into_a_list(conn: Connection, sandbox: Any) -> None:
+    ids = sandbox.add_contacts(3) + sandbox.add_contacts(1, with_email=False)
+    campaign = sandbox.add_campaign("Webinar", ids)
+    target = ContactList(name="Webinar list")
+    db.session.add(target)
+    db.session.commit()
+    run = import_campaign(conn.id, list_id=target.id, campaign_id=campaign, status="registered")
+    assert run.status == "succeeded", run.error
+    assert run.counts["hub"]["created"] == 3 and run.counts["hub"]["skipped"] == 1
+    members = db.session.execute(select(ListMembership).where(ListMembership.list_id == target.id)).scalars().all()
+    assert {m.status for m in members} == {"registered"} and len(members) == 3
+    skipped = db.session.execute(
+        select(SyncRecord).where(SyncRecord.run_id == run.id, SyncRecord.outcome == "skipped")
+    ).scalar_one()
+    assert skipped.reason == "no email"
+    again = import_campaign(conn.id, list_id=target.id, campaign_id=campaign, status="attended")
+    assert again.counts["hub"]["created"] == 0
+    members = db.session.execute(select(ListMembership).where(ListMembership.list_id == target.id)).scalars().all()
+    assert {m.status for m in members} == {"attended"} and len(members) == 3
+
+
+def test_csv_export_escapes_formulas(conn: Connection, sandbox: Any) -> None:
+    contact = Contact(first_name="=HYPERLINK(\"x\")", last_name="-2+3")
+    contact.set_email("@csv@example.org")
+    db.session.add(contact)
+    plain = Contact(first_name="Plain", last_name="Person")
+    plain.set_email("plain@example.org")
+    db.session.add(plain)
+    db.session.commit()
+    run = run_sync(conn.id, direction="to_crm", dry_run=True)
+    text = export_run_csv(run.id)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert {r["outcome"] for r in rows} == {"created"}
+    labels = {r["label"] for r in rows}
+    assert "'@csv@example.org" in labels and "plain@example.org" in labels
+    for row in rows:
+        for value in row.values():
+            assert not value.startswith(("=", "+", "-", "@", "\t"))
+    only_failed = export_run_csv(run.id, outcome="failed")
+    assert only_failed.count("\n") == 1  # header only
