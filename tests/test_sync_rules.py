@@ -186,7 +186,8 @@ def test_import_campaign_into_a_list(conn: Connection, sandbox: Any) -> None:
     run = import_campaign(conn.id, list_id=target.id, campaign_id=campaign, status="registered")
     assert run.status == "succeeded", run.error
     assert run.counts["hub"]["created"] == 3 and run.counts["hub"]["skipped"] == 1
-    members = db.session.execute(select(ListMembership).where(ListMembership.list_id == target.id)).scalars().all()
+    in_list = select(ListMembership).where(ListMembership.list_id == target.id)
+    members = db.session.execute(in_list).scalars().all()
     assert {m.status for m in members} == {"registered"} and len(members) == 3
     skipped = db.session.execute(
         select(SyncRecord).where(SyncRecord.run_id == run.id, SyncRecord.outcome == "skipped")
@@ -194,7 +195,7 @@ def test_import_campaign_into_a_list(conn: Connection, sandbox: Any) -> None:
     assert skipped.reason == "no email"
     again = import_campaign(conn.id, list_id=target.id, campaign_id=campaign, status="attended")
     assert again.counts["hub"]["created"] == 0
-    members = db.session.execute(select(ListMembership).where(ListMembership.list_id == target.id)).scalars().all()
+    members = db.session.execute(in_list).scalars().all()
     assert {m.status for m in members} == {"attended"} and len(members) == 3
 
 

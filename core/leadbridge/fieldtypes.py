@@ -215,6 +215,8 @@ def _to(target: FieldType, value: Any, *, source: FieldType) -> Any:
             parsed = datetime.fromisoformat(text)
         except ValueError:
             raise _fail(value, target, "expected ISO 8601") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)  # text without an offset: the contract's times are UTC
         return _utc(parsed).isoformat()
     if target is F.TIME:
         if isinstance(value, time):
