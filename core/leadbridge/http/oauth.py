@@ -65,7 +65,11 @@ def token_request(
     headers = {"Accept": "application/json"}
     if basic_auth is not None:
         headers["Authorization"] = requests.auth._basic_auth_str(*basic_auth)
-    response = client.unauthenticated().request(
+    # The token endpoint may live on another host than the API (Constant Contact, Salesforce):
+    # aim the unauthenticated client at it; token_url comes from validated settings.
+    parts = urlsplit(token_url)
+    host = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
+    response = client.unauthenticated(host).request(
         "POST", token_url, data=dict(data), headers=headers, ok_statuses=frozenset({400, 401, 403})
     )
     if response.status_code >= 400:
