@@ -117,7 +117,7 @@ def upsert_contact(
     connection: ConnectionView, client: VendorClient, object_type: str, contacts: Sequence[Contact]
 ) -> list[RecordResult]:
     _contact_object(object_type)
-    return writes.upsert_contacts(client, contacts)
+    return writes.upsert_contacts(connection, client, contacts)
 
 
 @hookimpl

@@ -9,6 +9,7 @@ from .urls import INSTANCE_PATTERN, SERVER_PATTERN
 
 NAME = "planmill"
 DEFAULT_ACTION_TITLE = "Contact sent from leadbridge ({company})"
+DEFAULT_ACCOUNT = "Contacts without company (leadbridge)"
 
 # An original mark (a stylised mill wheel), not PlanMill's trademark art.
 LOGO_SVG = (
@@ -49,6 +50,12 @@ SETTINGS = (
         default=DEFAULT_ACTION_TITLE,
         help="Subject of the action added on each send. Placeholders: {company}, {first_name}, "
         "{last_name}, {email}.",
+    ),
+    Setting(
+        "default_account",
+        "Account for contacts without a company",
+        default=DEFAULT_ACCOUNT,
+        help="PlanMill contacts always belong to an account; contacts without a company go under this one.",
     ),
     Setting(
         "server",

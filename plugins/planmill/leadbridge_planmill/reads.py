@@ -23,6 +23,8 @@ from .paging import PAGE_SIZE, RowPage, get_rows, page_by_id, row_id
 from .runcache import run_cache
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_STEPS = 200  # requests spent crossing one group of equal timestamps before giving up
+OVERLAP = 2
 SKIP_FIELDS = frozenset({"id"})
 
 
@@ -137,24 +139,38 @@ def _changed_rows(
         state = json.loads(cursor)
     else:
         start = (since or EPOCH).astimezone(UTC)
-        state = {"start": format_dt(start), "finish": format_dt(datetime.now(UTC)), "seen": []}
+        state = {"start": format_dt(start), "finish": format_dt(datetime.now(UTC)), "seen": [], "skip": 0}
     seen = {int(i) for i in state["seen"]}
-    rows = get_rows(
-        client,
-        res,
-        {
-            "interval": interval,
-            "intervalstart": state["start"],
-            "intervalfinish": state["finish"],
-            "sort": "modified",
-            "order": 0,
-            "rowcount": size + len(seen),
-            "nextrows": 1,
-        },
-    )
-    fresh = [r for r in rows if row_id(r) not in seen]
-    if not fresh:
-        return [], None  # nothing new in the window: the end (a short page alone proves nothing)
+    skip = int(state.get("skip") or 0)
+    fresh: list[dict[str, Any]] = []
+    for _ in range(MAX_STEPS):
+        rows = get_rows(
+            client,
+            res,
+            {
+                "interval": interval,
+                "intervalstart": state["start"],
+                "intervalfinish": state["finish"],
+                "sort": "modified",
+                "order": 0,
+                "rowcount": size + max(0, len(seen) - skip),
+                "nextrows": skip + 1,
+            },
+        )
+        if not rows:
+            return [], None
+        if skip == 0:
+            state["first"] = row_id(rows[0])
+        elif row_id(rows[0]) == state.get("first"):
+            return [], None  # asked past the end: PlanMill wrapped around to the start
+        fresh = [r for r in rows if row_id(r) not in seen]
+        if fresh:
+            break
+        # Only rows already returned: a group of equal timestamps larger than PlanMill's (unknown)
+        # row cap. Step over it by offset, overlapping a little in case a row left the window.
+        skip += max(1, len(rows) - OVERLAP)
+    else:
+        return [], None
     last_dt = parse_dt(fresh[-1].get("modified"))
     if last_dt is None:
         return fresh, None  # no timestamp to page on; the engine's next run resumes from its checkpoint
@@ -164,7 +180,16 @@ def _changed_rows(
     }
     if last == state["start"]:
         same |= seen  # still inside one instant: remember everything returned at it
-    return fresh, json.dumps({"start": last, "finish": state["finish"], "seen": sorted(same)})
+    else:
+        skip, state["first"] = 0, None
+    next_state = {
+        "start": last,
+        "finish": state["finish"],
+        "seen": sorted(same),
+        "skip": skip,
+        "first": state.get("first"),
+    }
+    return fresh, json.dumps(next_state)
 
 
 def _id_cursor(page: RowPage) -> str | None:

@@ -15,7 +15,7 @@ from leadbridge.types import Action, Company, Contact, Outcome, RecordResult
 
 from .dates import format_dt
 from .fields import ACTION_WRITABLE, to_planmill, writable_body
-from .info import DEFAULT_ACTION_TITLE
+from .info import DEFAULT_ACCOUNT, DEFAULT_ACTION_TITLE
 from .matching import account_ids, find_account, find_contact, name_key
 
 ACTION_TYPES = {
@@ -122,11 +122,14 @@ def ensure_account(
 # -- contacts ------------------------------------------------------------------------------------
 
 
-def upsert_contacts(client: VendorClient, contacts: Sequence[Contact]) -> list[RecordResult]:
-    return [_upsert_contact(client, contact) for contact in contacts]
+def upsert_contacts(
+    connection: ConnectionView, client: VendorClient, contacts: Sequence[Contact]
+) -> list[RecordResult]:
+    fallback = str(connection.setting("default_account", "") or "").strip() or DEFAULT_ACCOUNT
+    return [_upsert_contact(client, contact, fallback) for contact in contacts]
 
 
-def _upsert_contact(client: VendorClient, contact: Contact) -> RecordResult:
+def _upsert_contact(client: VendorClient, contact: Contact, fallback_account: str) -> RecordResult:
     try:
         email = (contact.email or "").strip()
         body = writable_body("contact", contact.fields)
@@ -145,12 +148,8 @@ def _upsert_contact(client: VendorClient, contact: Contact) -> RecordResult:
                 Outcome.SKIPPED, ref=contact.ref, reason="no email to match on", code="no_email"
             )
         if account_id is None:
-            return RecordResult(
-                Outcome.FAILED,
-                ref=contact.ref,
-                code="no_account",
-                reason="PlanMill contacts must belong to an account; the contact has no company",
-            )
+            # PlanMill requires an account on every contact: use the connection's fallback account.
+            account_id = ensure_account(client, fallback_account)[0]
         if not body.get("lastName"):
             # lastName is required by PlanMill; marketing contacts often lack one.
             body["lastName"] = email.split("@", 1)[0] if email else "(unknown)"

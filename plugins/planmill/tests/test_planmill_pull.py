@@ -108,3 +108,14 @@ def test_accounts_use_the_interval_meta_declares(hooks: Hooks, pm: PlanMillSandb
     page = hooks("fetch_companies", since=T0, cursor=None)
     assert [c.name for c in page.items] == ["Fresh Account Oy"]
     assert pm.requests[-1][2]["interval"] == "Account.Modified"
+
+
+def test_a_group_of_equal_timestamps_larger_than_planmills_row_cap_is_crossed(
+    app_ctx, make_hooks, pm: PlanMillSandbox
+) -> None:
+    hooks = make_hooks(options={"page_size": 4})
+    pm.page_size = 3  # PlanMill silently returns at most 3 rows per request
+    ids = _people(pm, [T0 - timedelta(seconds=1)] + [T0] * 9 + [T0 + timedelta(seconds=1)] * 2)
+    items = pull(hooks, T0)
+    assert sorted(int(c.remote_id or 0) for c in items) == sorted(ids[1:])
+    assert len(items) == len(ids) - 1
