@@ -83,7 +83,8 @@ class SalesforceSandbox(Sandbox):
         self.refresh_tokens: set[str] = set()
         self.cursors: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
-        self.requests_seen: list[dict[str, Any]] = []
+        self.requests_seen: list[dict[str, Any]] = []  # JSON bodies the connector sent
+        self.responses_seen: list[dict[str, Any]] = []  # JSON bodies the sandbox answered
         super().__init__(**kw)
 
     @property
@@ -270,6 +271,16 @@ class SalesforceSandbox(Sandbox):
         return None
 
     def _limit_header(self, response: Response) -> Response:
+        if DATA.match(request.path) or request.path == "/services/oauth2/token":
+            if response.mimetype == "application/json":
+                self.responses_seen.append(
+                    {
+                        "method": request.method,
+                        "path": request.path,
+                        "status": response.status_code,
+                        "json": json.loads(response.get_data(as_text=True) or "null"),
+                    }
+                )
         if DATA.match(request.path):
             response.headers["Sforce-Limit-Info"] = f"api-usage={self.api_usage}/{self.daily_limit}"
         return response

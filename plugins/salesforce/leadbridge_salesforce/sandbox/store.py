@@ -56,6 +56,8 @@ class Store:
         self.hidden: dict[str, set[str]] = {}
         self.duplicate_rule = False
         self.duplicate_allow_save = False
+        #: what the duplicate rule compares (case-insensitively); the standard rules use Email
+        self.duplicate_rule_fields: tuple[str, ...] = ("Email",)
         self.validation_rules: dict[str, Validation] = {}
 
     # -- time and schema -----------------------------------------------------------------------
@@ -425,15 +427,16 @@ class Store:
 
     def _check_duplicate_rule(self, sobject: str, merged: dict[str, Any]) -> None:
         """The standard duplicate rules: a Lead or Contact whose email another Lead/Contact has."""
-        if sobject not in ("Lead", "Contact") or not merged.get("Email"):
+        fields = self.duplicate_rule_fields
+        if sobject not in ("Lead", "Contact") or not all(merged.get(f) for f in fields):
             return
-        email = str(merged["Email"]).lower()
+        wanted = [str(merged[f]).lower() for f in fields]
         matches = [
             (kind, r)
             for kind in ("Contact", "Lead")
             for r in self.records[kind].values()
             if not r["IsDeleted"]
-            and str(r.get("Email") or "").lower() == email
+            and [str(r.get(f) or "").lower() for f in fields] == wanted
             and not (kind == "Lead" and r.get("IsConverted"))
         ]
         if not matches:
