@@ -1,4 +1,4 @@
-"""The ``leadbridge`` command (Flask/click): demo, serve, db, plugins, connections, users."""
+"""The ``leadbridge`` command (Flask/click): demo, serve, db, plugins, connections, secrets, users."""
 
 from __future__ import annotations
 
@@ -53,19 +53,22 @@ def plugins_command(as_json: bool) -> None:
         click.echo("No connectors installed. pip install leadbridge-<name> to add one.")
         return
     for row in rows:
-        line = f"{row['name']:<20} {row['distribution'] or '-':<28} {row['version'] or '-':<10} {row['state']}"
-        click.echo(line)
+        dist, version = row["distribution"] or "-", row["version"] or "-"
+        click.echo(f"{row['name']:<20} {dist:<28} {version:<10} {row['state']}")
         if row["error"]:
             click.echo(f"{'':<20} error: {row['error']}")
         elif row["hooks"]:
             click.echo(f"{'':<20} hooks: {', '.join(row['hooks'])}")
 
 
-@main.command("connections")
+@main.group("connections", invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @with_appcontext
-def connections_command(as_json: bool) -> None:
+@click.pass_context
+def connections_command(ctx: click.Context, as_json: bool) -> None:
     """List configured connections with their plugin, state and schedule (never their secrets)."""
+    if ctx.invoked_subcommand is not None:
+        return
     plugins = get_plugins()
     rows: list[dict[str, Any]] = []
     for conn in db.session.execute(select(Connection).order_by(Connection.id)).scalars():
@@ -92,7 +95,80 @@ def connections_command(as_json: bool) -> None:
         return
     for r in rows:
         flag = "enabled" if r["enabled"] else "disabled"
-        click.echo(f"{r['id']:>4}  {r['name']:<24} {r['plugin']:<18} {flag:<9} {r['state']:<16} {r['direction']}")
+        click.echo(
+            f"{r['id']:>4}  {r['name']:<24} {r['plugin']:<18} {flag:<9} {r['state']:<16} {r['direction']}"
+        )
+
+
+def find_connection(ref: str) -> Connection:
+    """The connection whose id or exact name is ``ref``; exits with a clear message when there is none."""
+    conn = db.session.get(Connection, int(ref)) if ref.isdigit() else None
+    if conn is None:
+        conn = db.session.execute(select(Connection).where(Connection.name == ref)).scalar_one_or_none()
+    if conn is None:
+        _fail(f"no connection {ref!r} (by id or name); `leadbridge connections` lists them")
+    assert conn is not None
+    return conn
+
+
+@connections_command.command("test")
+@click.argument("connection")
+@with_appcontext
+def connections_test(connection: str) -> None:
+    """Test a connection (by id or name): authenticate and read the fields of its first object."""
+    from .connections import test_connection
+
+    conn = find_connection(connection)
+    try:
+        ok, message = test_connection(conn)
+    except LeadbridgeError as exc:  # e.g. the connector is not loaded
+        ok, message = False, str(exc)
+    db.session.commit()
+    click.echo(message)
+    if not ok:
+        sys.exit(1)
+
+
+@main.group("secrets")
+def secrets_group() -> None:
+    """Encryption keys of stored secrets (connection secrets, OAuth tokens)."""
+
+
+@secrets_group.command("rotate")
+@click.option(
+    "--new-key", is_flag=True, help="First put a newly generated key in front of instance/secret.keys."
+)
+@with_appcontext
+def secrets_rotate(new_key: bool) -> None:
+    """Re-encrypt every stored secret with the newest key.
+
+    Put a new key first in LEADBRIDGE_SECRET_KEYS (old keys after it) or pass --new-key when keys
+    live in instance/secret.keys; run this; then the old keys can be removed.
+    """
+    from .app import VAULT_KEY
+    from .crypto import Vault, add_key_to_file, load_keys, rotate_stored_secrets
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if new_key:
+        if app.config["SECRET_KEYS"]:
+            _fail("keys come from LEADBRIDGE_SECRET_KEYS: put a new key first there instead of --new-key")
+        add_key_to_file(app.instance_path)
+        app.extensions[VAULT_KEY] = Vault(load_keys(None, app.instance_path))
+    try:
+        count = rotate_stored_secrets(app.extensions[VAULT_KEY])
+    except LeadbridgeError as exc:
+        db.session.rollback()
+        _fail(str(exc))
+    db.session.commit()
+    click.echo(f"Re-encrypted {count} stored secret value(s) with the newest key.")
+
+
+@secrets_group.command("generate-key")
+def secrets_generate_key() -> None:
+    """Print a new Fernet key (to put first in LEADBRIDGE_SECRET_KEYS)."""
+    from cryptography.fernet import Fernet
+
+    click.echo(Fernet.generate_key().decode("ascii"))
 
 
 @main.group("users")

@@ -6,12 +6,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from .app import get_plugins, get_vault
 from .connection_view import ConnectionView, SecretMap
@@ -24,6 +25,8 @@ from .models import Connection, DebugEntry
 from .types import Credentials, Direction
 
 PACERS_KEY = "leadbridge.pacers"
+#: PostgreSQL advisory-lock key space of token renewals (plus the connection id)
+RENEW_LOCK_BASE = 0x1EADB000
 _pacers_lock = threading.Lock()
 
 
@@ -201,10 +204,23 @@ def client_for(
             mark_needs_reconnect(conn_id, exc)
             raise
 
-    def renew_lock() -> None:
-        # Across worker processes on PostgreSQL: hold the connection row while renewing.
-        if db.engine.dialect.name == "postgresql":
-            db.session.execute(select(Connection.id).where(Connection.id == conn_id).with_for_update())
+    @contextmanager
+    def renew_lock() -> Iterator[None]:
+        # Across worker processes on PostgreSQL: an advisory lock on a connection of its own, released
+        # right after the renewal. Not a row lock in the caller's session: save() updates that row from
+        # its own session and would wait for the caller forever.
+        if db.engine.dialect.name != "postgresql":
+            yield
+            return
+        key = {"key": RENEW_LOCK_BASE + conn_id}
+        with db.engine.connect() as locked:
+            locked.execute(text("SELECT pg_advisory_lock(:key)"), key)
+            locked.commit()
+            try:
+                yield
+            finally:
+                locked.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+                locked.commit()
 
     cv = view(conn)
     classify = (lambda r: plugins.call_optional(cv, "classify_error", response=r))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 
 from ..types import Credentials
@@ -44,7 +45,8 @@ class AuthManager:
         self._load = load
         self._save = save
         self._lock = connection_lock(lock_key)
-        # A cross-process lock (a PostgreSQL row lock) for installs with several workers.
+        # A cross-process lock for installs with several workers: a callable returning a context
+        # manager held for the whole renewal (e.g. a PostgreSQL advisory lock).
         self._renew_lock = renew_lock
         self.credentials: Credentials | None = load()
         self.renewals = 0
@@ -65,9 +67,7 @@ class AuthManager:
     def _renew(
         self, *, seen: Credentials | None, force: bool, used: dict[str, str] | None = None
     ) -> Credentials | None:
-        with self._lock:
-            if self._renew_lock is not None:
-                self._renew_lock()
+        with self._lock, self._cross_process_lock():
             # Another thread or process may have renewed while we waited: take theirs.
             stored = self._load()
             if stored is not None:
@@ -86,6 +86,10 @@ class AuthManager:
             self.credentials = fresh
             self.renewals += 1
             return fresh
+
+    def _cross_process_lock(self) -> AbstractContextManager[object]:
+        held = self._renew_lock() if self._renew_lock is not None else None
+        return held if isinstance(held, AbstractContextManager) else nullcontext()
 
 
 def _expiring(creds: Credentials) -> bool:
