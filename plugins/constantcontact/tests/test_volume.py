@@ -15,9 +15,18 @@ pytestmark = pytest.mark.slow
 
 def seed_hub(count: int) -> None:
     rows = [
-        {"email": f"vol.{i}@example.com", "email_key": f"vol.{i}@example.com", "first_name": f"First{i}",
-         "last_name": f"Last{i}", "title": "Buyer", "company_name": f"Company {i % 500}", "custom": {},
-         "field_changed_at": {}, "consent": "none", "unsubscribed": False}
+        {
+            "email": f"vol.{i}@example.com",
+            "email_key": f"vol.{i}@example.com",
+            "first_name": f"First{i}",
+            "last_name": f"Last{i}",
+            "title": "Buyer",
+            "company_name": f"Company {i % 500}",
+            "custom": {},
+            "field_changed_at": {},
+            "consent": "none",
+            "unsubscribed": False,
+        }
         for i in range(count)
     ]
     db.session.execute(insert(Contact), rows)
