@@ -49,7 +49,8 @@ def admin(app: Flask) -> int:
 def logged_in(client: FlaskClient, admin: int, url: Callable[..., str]) -> FlaskClient:
     page = client.get(url("auth.login"))
     response = client.post(
-        url("auth.login"), data={"username": "admin", "password": PASSWORD, "csrf_token": csrf_from(page.data)}
+        url("auth.login"),
+        data={"username": "admin", "password": PASSWORD, "csrf_token": csrf_from(page.data)},
     )
     assert response.status_code == 302, response.data
     return client

@@ -28,11 +28,15 @@ def test_first_run_asks_for_the_admin_then_setup_is_gone(app: Flask, client: Fla
     page = client.get(url("auth.setup"))
     assert b"no default password" in page.data
     token = csrf_from(page.data)
-    refused = client.post(url("auth.setup"), data={
-        "username": "boss", "password": "short", "password2": "short", "csrf_token": token})
+    refused = client.post(
+        url("auth.setup"),
+        data={"username": "boss", "password": "short", "password2": "short", "csrf_token": token},
+    )
     assert refused.status_code == 400 and b"at least 10 characters" in refused.data
-    done = client.post(url("auth.setup"), data={
-        "username": "boss", "password": PASSWORD, "password2": PASSWORD, "csrf_token": token})
+    done = client.post(
+        url("auth.setup"),
+        data={"username": "boss", "password": PASSWORD, "password2": PASSWORD, "csrf_token": token},
+    )
     assert done.status_code == 302 and done.headers["Location"].endswith(url("integrations.index"))
     assert client.get(url("integrations.index")).status_code == 200  # signed in by the setup
     with app.app_context():
@@ -42,8 +46,10 @@ def test_first_run_asks_for_the_admin_then_setup_is_gone(app: Flask, client: Fla
     stranger = app.test_client()
     assert stranger.get(url("auth.setup")).headers["Location"].endswith(url("auth.login"))
     token = csrf_from(stranger.get(url("auth.login")).data)
-    again = stranger.post(url("auth.setup"), data={
-        "username": "eve", "password": PASSWORD, "password2": PASSWORD, "csrf_token": token})
+    again = stranger.post(
+        url("auth.setup"),
+        data={"username": "eve", "password": PASSWORD, "password2": PASSWORD, "csrf_token": token},
+    )
     assert again.status_code == 302 and again.headers["Location"].endswith(url("auth.login"))
     with app.app_context():
         assert db.session.query(User).count() == 1
@@ -57,22 +63,35 @@ def test_login_and_wrong_password(client: FlaskClient, admin: int, url) -> None:
 
 
 def test_login_follows_only_local_next(client: FlaskClient, admin: int, url) -> None:
-    for target, expected in (("/contacts", "/contacts"), ("//evil.example/x", "/"), ("https://evil.example", "/")):
+    for target, expected in (
+        ("/contacts", "/contacts"),
+        ("//evil.example/x", "/"),
+        ("https://evil.example", "/"),
+    ):
         token = csrf_from(client.get(url("auth.login")).data)
-        response = client.post(url("auth.login", next=target),
-                               data={"username": "admin", "password": PASSWORD, "csrf_token": token})
+        response = client.post(
+            url("auth.login", next=target),
+            data={"username": "admin", "password": PASSWORD, "csrf_token": token},
+        )
         assert response.headers["Location"] == expected
-        client.post(url("auth.logout"), data={"csrf_token": csrf_from(client.get(url("settings.tokens")).data)})
+        client.post(
+            url("auth.logout"), data={"csrf_token": csrf_from(client.get(url("settings.tokens")).data)}
+        )
 
 
-def test_failed_logins_are_rate_limited_per_ip_and_username(app: Flask, client: FlaskClient, admin: int, url) -> None:
+def test_failed_logins_are_rate_limited_per_ip_and_username(
+    app: Flask, client: FlaskClient, admin: int, url
+) -> None:
     for _ in range(app.config["LOGIN_MAX_FAILURES"]):
         assert _login(client, url, "wrong password") == 401
     assert _login(client, url, PASSWORD) == 429  # even the right password waits out the window
     other_ip = app.test_client()
     token = csrf_from(other_ip.get(url("auth.login"), environ_base={"REMOTE_ADDR": "10.0.0.9"}).data)
-    ok = other_ip.post(url("auth.login"), data={"username": "admin", "password": PASSWORD, "csrf_token": token},
-                       environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    ok = other_ip.post(
+        url("auth.login"),
+        data={"username": "admin", "password": PASSWORD, "csrf_token": token},
+        environ_base={"REMOTE_ADDR": "10.0.0.9"},
+    )
     assert ok.status_code == 302
 
 
@@ -95,13 +114,16 @@ def test_logout_requires_a_session(client: FlaskClient, admin: int, url) -> None
 
 def test_session_cookie_flags(client: FlaskClient, admin: int, url) -> None:
     token = csrf_from(client.get(url("auth.login")).data)
-    plain = client.post(url("auth.login"), data={"username": "admin", "password": PASSWORD, "csrf_token": token})
+    plain = client.post(
+        url("auth.login"), data={"username": "admin", "password": PASSWORD, "csrf_token": token}
+    )
     cookie = plain.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
     secure_client = client.application.test_client()
     page = secure_client.get(url("auth.login"), base_url="https://hub.example")
     secure = secure_client.post(
-        url("auth.login"), base_url="https://hub.example",
+        url("auth.login"),
+        base_url="https://hub.example",
         data={"username": "admin", "password": PASSWORD, "csrf_token": csrf_from(page.data)},
         headers={"Referer": "https://hub.example/login"},
     )
@@ -110,11 +132,20 @@ def test_session_cookie_flags(client: FlaskClient, admin: int, url) -> None:
 
 
 def test_security_headers_on_pages_and_api(client: FlaskClient, url) -> None:
-    for path in (url("auth.setup"), url("health.health_check"), url("api.contacts_list"),
-                 url("static", filename="app.css")):
+    for path in (
+        url("auth.setup"),
+        url("health.health_check"),
+        url("api.contacts_list"),
+        url("static", filename="app.css"),
+    ):
         headers = client.get(path).headers
         csp = headers["Content-Security-Policy"]
-        for directive in ("default-src 'self'", "object-src 'none'", "base-uri 'self'", "frame-ancestors 'none'"):
+        for directive in (
+            "default-src 'self'",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "frame-ancestors 'none'",
+        ):
             assert directive in csp
         assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
         assert headers["X-Content-Type-Options"] == "nosniff"
@@ -175,15 +206,25 @@ def test_public_endpoints_answer_without_login(client: FlaskClient, admin: int, 
 
 
 @pytest.mark.parametrize("endpoint", ["settings.password"])
-def test_password_change_signs_out_other_sessions(app: Flask, logged_in: FlaskClient, url, endpoint: str) -> None:
+def test_password_change_signs_out_other_sessions(
+    app: Flask, logged_in: FlaskClient, url, endpoint: str
+) -> None:
     other = app.test_client()
     assert _login(other, url, PASSWORD) == 302
     token = csrf_from(logged_in.get(url(endpoint)).data)
-    wrong = logged_in.post(url(endpoint), data={"current": "nope", "new": "x" * 12, "new2": "x" * 12,
-                                                "csrf_token": token})
+    wrong = logged_in.post(
+        url(endpoint), data={"current": "nope", "new": "x" * 12, "new2": "x" * 12, "csrf_token": token}
+    )
     assert wrong.status_code == 400
-    done = logged_in.post(url(endpoint), data={"current": PASSWORD, "new": "a new password 1",
-                                               "new2": "a new password 1", "csrf_token": token})
+    done = logged_in.post(
+        url(endpoint),
+        data={
+            "current": PASSWORD,
+            "new": "a new password 1",
+            "new2": "a new password 1",
+            "csrf_token": token,
+        },
+    )
     assert done.status_code == 302
     assert logged_in.get(url("dashboard.index")).status_code == 200  # this session stays
     assert other.get(url("dashboard.index")).status_code == 302  # the other one is gone

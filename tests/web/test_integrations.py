@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import csrf_from
 from flask import Flask
 from flask.testing import FlaskClient
 from leadbridge.connections import decrypt_secrets
@@ -50,21 +49,27 @@ def test_enabled_connection_shows_a_check_mark_and_disabled_does_not(
     example = html.split('data-connector="example"')[1].split("</article>")[0]
     assert "✓ Enabled" in example
     back = url("integrations.index")
-    response = logged_in.post(url("integrations.set_enabled", conn_id=connection.id),
-                              data={"enabled": "0", "back": back, "csrf_token": csrf})
+    response = logged_in.post(
+        url("integrations.set_enabled", conn_id=connection.id),
+        data={"enabled": "0", "back": back, "csrf_token": csrf},
+    )
     assert response.status_code == 302 and response.headers["Location"] == back
     with app.app_context():
         assert db.session.get(Connection, connection.id).enabled is False
     html = logged_in.get(back).get_data(as_text=True)
     example = html.split('data-connector="example"')[1].split("</article>")[0]
     assert "○ Disabled" in example and "✓ Enabled" not in example
-    logged_in.post(url("integrations.set_enabled", conn_id=connection.id),
-                   data={"enabled": "1", "back": "//evil.example", "csrf_token": csrf})
+    logged_in.post(
+        url("integrations.set_enabled", conn_id=connection.id),
+        data={"enabled": "1", "back": "//evil.example", "csrf_token": csrf},
+    )
     with app.app_context():
         assert db.session.get(Connection, connection.id).enabled is True
 
 
-def test_needs_reconnect_shows_the_advice(app: Flask, logged_in: FlaskClient, connection: Connection, url) -> None:
+def test_needs_reconnect_shows_the_advice(
+    app: Flask, logged_in: FlaskClient, connection: Connection, url
+) -> None:
     # ``connection`` keeps an app context pushed: requests share its session, so write through it.
     connection.state, connection.state_message = "needs_reconnect", "Token refused — reconnect the account"
     db.session.commit()
@@ -83,8 +88,9 @@ def test_new_connection_form_is_generated_from_the_schema(logged_in: FlaskClient
 
 
 def test_save_validates_and_lists_every_problem(app: Flask, logged_in: FlaskClient, csrf: str, url) -> None:
-    response = logged_in.post(url("integrations.new_connection", plugin="example"),
-                              data={"name": "Example", "csrf_token": csrf})
+    response = logged_in.post(
+        url("integrations.new_connection", plugin="example"), data={"name": "Example", "csrf_token": csrf}
+    )
     assert response.status_code == 400
     html = response.get_data(as_text=True)
     assert "Client ID: required" in html and "Client secret: required" in html
@@ -92,20 +98,34 @@ def test_save_validates_and_lists_every_problem(app: Flask, logged_in: FlaskClie
         assert db.session.query(Connection).count() == 0
 
 
-def test_secrets_are_write_only_and_empty_keeps_them(app: Flask, logged_in: FlaskClient, csrf: str, url) -> None:
-    response = logged_in.post(url("integrations.new_connection", plugin="example"), data={
-        "name": "Example", "client_id": "abc", "client_secret": "s3cr3t-value", "csrf_token": csrf,
-        "base_url": "http://127.0.0.1:9"})
+def test_secrets_are_write_only_and_empty_keeps_them(
+    app: Flask, logged_in: FlaskClient, csrf: str, url
+) -> None:
+    response = logged_in.post(
+        url("integrations.new_connection", plugin="example"),
+        data={
+            "name": "Example",
+            "client_id": "abc",
+            "client_secret": "s3cr3t-value",
+            "csrf_token": csrf,
+            "base_url": "http://127.0.0.1:9",
+        },
+    )
     assert response.status_code == 302
     with app.app_context():
         conn = db.session.query(Connection).one()
         assert conn.options["base_url"] == "http://127.0.0.1:9"
-        assert "s3cr3t-value" not in str(conn.settings) and decrypt_secrets(conn)["client_secret"] == "s3cr3t-value"
+        assert (
+            "s3cr3t-value" not in str(conn.settings)
+            and decrypt_secrets(conn)["client_secret"] == "s3cr3t-value"
+        )
         conn_id = conn.id
     page = logged_in.get(url("integrations.settings", conn_id=conn_id)).get_data(as_text=True)
     assert "s3cr3t-value" not in page and "stored; leave empty to keep" in page
-    saved = logged_in.post(url("integrations.settings", conn_id=conn_id), data={
-        "name": "Example renamed", "client_id": "abc2", "client_secret": "", "csrf_token": csrf})
+    saved = logged_in.post(
+        url("integrations.settings", conn_id=conn_id),
+        data={"name": "Example renamed", "client_id": "abc2", "client_secret": "", "csrf_token": csrf},
+    )
     assert saved.status_code == 302
     with app.app_context():
         conn = db.session.get(Connection, conn_id)
@@ -117,11 +137,15 @@ def test_settings_refuses_a_duplicate_name_and_a_bad_override(
     logged_in: FlaskClient, csrf: str, make_connection, url
 ) -> None:
     first, second = make_connection(name="One"), make_connection(name="Two")
-    clash = logged_in.post(url("integrations.settings", conn_id=second.id),
-                           data={"name": "One", "client_id": "x", "csrf_token": csrf})
+    clash = logged_in.post(
+        url("integrations.settings", conn_id=second.id),
+        data={"name": "One", "client_id": "x", "csrf_token": csrf},
+    )
     assert clash.status_code == 400 and "already exists" in clash.get_data(as_text=True)
-    bad = logged_in.post(url("integrations.settings", conn_id=first.id),
-                         data={"name": "One", "client_id": "x", "base_url": "javascript:alert(1)", "csrf_token": csrf})
+    bad = logged_in.post(
+        url("integrations.settings", conn_id=first.id),
+        data={"name": "One", "client_id": "x", "base_url": "javascript:alert(1)", "csrf_token": csrf},
+    )
     assert bad.status_code == 400 and "must be an http(s) URL" in bad.get_data(as_text=True)
 
 
@@ -130,7 +154,9 @@ def test_test_connection_reports_success_and_failure(
 ) -> None:
     good = make_connection(name="Good")
     back = url("integrations.settings", conn_id=good.id)
-    response = logged_in.post(url("integrations.test", conn_id=good.id), data={"back": back, "csrf_token": csrf})
+    response = logged_in.post(
+        url("integrations.test", conn_id=good.id), data={"back": back, "csrf_token": csrf}
+    )
     assert response.status_code == 302 and response.headers["Location"] == back
     page = logged_in.get(back).get_data(as_text=True)
     assert "Connection works. Connected to ExampleCRM" in page
@@ -147,16 +173,24 @@ def test_test_connection_on_a_disabled_connection_calls_nothing(
     conn = make_connection(name="Off", enabled=False)
     sandbox.reset_calls()
     logged_in.post(url("integrations.test", conn_id=conn.id), data={"csrf_token": csrf})
-    assert "Enable the connection before testing" in logged_in.get(url("integrations.index")).get_data(as_text=True)
+    assert "Enable the connection before testing" in logged_in.get(url("integrations.index")).get_data(
+        as_text=True
+    )
     assert sandbox.count_calls() == 0
 
 
-def test_delete_needs_the_name_typed(app: Flask, logged_in: FlaskClient, csrf: str, connection: Connection, url) -> None:
-    logged_in.post(url("integrations.delete", conn_id=connection.id), data={"confirm": "nope", "csrf_token": csrf})
+def test_delete_needs_the_name_typed(
+    app: Flask, logged_in: FlaskClient, csrf: str, connection: Connection, url
+) -> None:
+    logged_in.post(
+        url("integrations.delete", conn_id=connection.id), data={"confirm": "nope", "csrf_token": csrf}
+    )
     with app.app_context():
         assert db.session.get(Connection, connection.id) is not None
-    logged_in.post(url("integrations.delete", conn_id=connection.id),
-                   data={"confirm": connection.name, "csrf_token": csrf})
+    logged_in.post(
+        url("integrations.delete", conn_id=connection.id),
+        data={"confirm": connection.name, "csrf_token": csrf},
+    )
     with app.app_context():
         assert db.session.get(Connection, connection.id) is None
 
@@ -164,8 +198,12 @@ def test_delete_needs_the_name_typed(app: Flask, logged_in: FlaskClient, csrf: s
 def test_connect_and_revoke_are_only_for_authorization_code_connectors(
     logged_in: FlaskClient, csrf: str, connection: Connection, url
 ) -> None:
-    assert logged_in.post(url("integrations.connect", conn_id=connection.id),
-                          data={"csrf_token": csrf}).status_code == 404
+    assert (
+        logged_in.post(
+            url("integrations.connect", conn_id=connection.id), data={"csrf_token": csrf}
+        ).status_code
+        == 404
+    )
     page = logged_in.get(url("integrations.settings", conn_id=connection.id)).get_data(as_text=True)
     assert "Revoke access" not in page
 

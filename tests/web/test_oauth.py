@@ -1,4 +1,4 @@
-""""Connect" / "Revoke access" for an OAuth2 authorization-code connector (Constant Contact's sandbox):
+""" "Connect" / "Revoke access" for an OAuth2 authorization-code connector (Constant Contact's sandbox):
 state and PKCE kept in the session; a callback with a wrong or missing state never reaches the token
 endpoint."""
 
@@ -75,17 +75,22 @@ def test_callback_with_a_wrong_state_never_calls_the_token_endpoint(
     assert db.session.get(Connection, cc.id).credentials_encrypted is None
 
 
-def test_callback_without_a_started_flow_is_refused(client: FlaskClient, cc: Connection, sandbox, url) -> None:
+def test_callback_without_a_started_flow_is_refused(
+    client: FlaskClient, cc: Connection, sandbox, url
+) -> None:
     assert client.get(url("integrations.oauth_callback", code="c", state="s")).status_code == 400
     assert sandbox.auth.token_requests == 0
 
 
 def test_vendor_refusal_is_shown(logged_in: FlaskClient, csrf: str, cc: Connection, url) -> None:
     started = _start(logged_in, csrf, cc, url)
-    response = logged_in.get(url("integrations.oauth_callback", state=started["state"][0], error="access_denied"))
+    response = logged_in.get(
+        url("integrations.oauth_callback", state=started["state"][0], error="access_denied")
+    )
     assert response.status_code == 302
     assert "The vendor refused access: access_denied" in logged_in.get(response.headers["Location"]).get_data(
-        as_text=True)
+        as_text=True
+    )
 
 
 def test_revoke_forgets_the_grant(logged_in: FlaskClient, csrf: str, make_connection, url) -> None:
