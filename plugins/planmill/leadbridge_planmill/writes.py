@@ -31,6 +31,7 @@ ACTION_TYPES = {
     "to_do": 10,
     "webinar": 11,
 }
+EMAIL_FIELDS = frozenset({"email", "secondaryEmail"})
 PLACEHOLDER = re.compile(r"\{(company|first_name|last_name|email|title|phone)\}")
 
 
@@ -60,7 +61,12 @@ def _changes(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str,
                 return False
         return bool(a == b)
 
-    return {k: v for k, v in wanted.items() if k not in current or not same(current.get(k), v)}
+    def same_value(key: str, a: Any, b: Any) -> bool:
+        if key in EMAIL_FIELDS and isinstance(a, str) and isinstance(b, str):
+            return a.strip().casefold() == b.strip().casefold()  # never rewrite an address's case
+        return same(a, b)
+
+    return {k: v for k, v in wanted.items() if k not in current or not same_value(k, current.get(k), v)}
 
 
 # -- accounts ------------------------------------------------------------------------------------
@@ -213,28 +219,49 @@ def delete_contacts(client: VendorClient, remote_ids: Sequence[str]) -> list[Rec
 # -- actions -------------------------------------------------------------------------------------
 
 
-def action_title(connection: ConnectionView, action: Action) -> str:
-    """The subject from the connection's template; ``{company}`` and the contact placeholders filled."""
+def action_title(connection: ConnectionView, action: Action, person: Mapping[str, Any] | None = None) -> str:
+    """The subject from the connection's template: ``{company}``, ``{first_name}``, ``{last_name}``,
+    ``{email}``, ``{title}`` and ``{phone}`` filled from the action (or ``person``, PlanMill's row)."""
     template = str(connection.setting("action_title", "") or "") or action.title or DEFAULT_ACTION_TITLE
     contact = action.contact
     company = action.company or contact.company
+    row = person or {}
     values = {
-        "company": company.name if company else "",
-        "first_name": _field(contact, "firstName", "first_name"),
-        "last_name": _field(contact, "lastName", "last_name"),
-        "email": contact.email or "",
-        "title": _field(contact, "title", "title"),
-        "phone": _field(contact, "mobilePhone", "phone"),
+        "company": (company.name if company else "") or str(row.get("accountName") or ""),
+        "first_name": _field(contact, row, "firstName", "first_name"),
+        "last_name": _field(contact, row, "lastName", "last_name"),
+        "email": contact.email or str(row.get("email") or ""),
+        "title": _field(contact, row, "title", "title"),
+        "phone": _field(contact, row, "mobilePhone", "phone"),
     }
-    title = PLACEHOLDER.sub(lambda m: str(values[m.group(1)] or ""), template)
+    title = PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
     # An empty placeholder leaves "()" or a dangling separator behind.
     title = re.sub(r"\(\s*\)", "", title)
     return " ".join(title.split()).strip(" -:,") or (action.title or "leadbridge")
 
 
-def _field(contact: Contact, remote: str, hub: str) -> str:
-    value = contact.fields.get(remote) or contact.extra.get(hub) or contact.fields.get(hub)
-    return str(value) if value not in (None, "") else ""
+def _field(contact: Contact, row: Mapping[str, Any], remote: str, hub: str) -> str:
+    for value in (
+        contact.fields.get(remote),
+        contact.extra.get(hub),
+        contact.fields.get(hub),
+        row.get(remote),
+    ):
+        if value not in (None, ""):
+            return str(value)
+    return ""
+
+
+def _needs_person(connection: ConnectionView, action: Action) -> bool:
+    """True when the template names a contact field the action does not carry (the engine sends
+    only the contact's email and id): then PlanMill's row is read once to fill it."""
+    template = str(connection.setting("action_title", "") or "")
+    wanted = {m.group(1) for m in PLACEHOLDER.finditer(template)} - {"company", "email"}
+    names = {"first_name": "firstName", "last_name": "lastName", "title": "title", "phone": "mobilePhone"}
+    contact = action.contact
+    return any(
+        contact.fields.get(names[w]) in (None, "") and contact.extra.get(w) in (None, "") for w in wanted
+    )
 
 
 def create_action(connection: ConnectionView, client: VendorClient, action: Action) -> RecordResult:
@@ -250,7 +277,8 @@ def create_action(connection: ConnectionView, client: VendorClient, action: Acti
             if k in ACTION_WRITABLE and k not in ("subject", "contact")
         }
         body = {k: v for k, v in body.items() if v is not None}
-        body["subject"] = action_title(connection, action)
+        person = _get(client, f"contacts/{int(contact_id)}") if _needs_person(connection, action) else None
+        body["subject"] = action_title(connection, action, person)
         body["contact"] = int(contact_id)
         kind = ACTION_TYPES.get(action.kind.lower())
         if kind is not None:

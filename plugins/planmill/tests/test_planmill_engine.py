@@ -155,3 +155,17 @@ def test_a_no_change_resync_costs_zero_writes(conn: Connection, pm: PlanMillSand
     assert second.status == "succeeded", second.error
     writes = [c for c in pm.calls if c.method in ("POST", "DELETE") and "/api/1.5/" in c.path]
     assert writes == []
+
+
+def test_action_titles_fill_every_documented_placeholder(conn: Connection, pm: PlanMillSandbox) -> None:
+    settings = dict(conn.settings)
+    settings["action_title"] = "Call {first_name} {last_name} <{email}> of {company}"
+    conn.settings = settings
+    db.session.commit()
+    ids = hub_people("Placeholder Oy", n=1, prefix="ph")
+    run = send_contacts(conn.id, ids)
+    assert run.status == "succeeded", run.error
+    assert len(records(run.id, object_type="action", outcome="created")) == 1
+    person = pm.find("contacts", email="ph0@placeholder.example")[0]
+    subjects = [a["subject"] for a in pm.records["actions"].values() if a.get("contact") == person["id"]]
+    assert subjects == ["Call First0 Last0 <ph0@placeholder.example> of Placeholder Oy"]
