@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -23,6 +24,8 @@ from .http.redact import known_secrets
 from .metadata import AuthKind, ConnectorInfo, validate_settings
 from .models import Connection, DebugEntry
 from .types import Credentials, Direction
+
+log = logging.getLogger(__name__)
 
 PACERS_KEY = "leadbridge.pacers"
 #: PostgreSQL advisory-lock key space of token renewals (plus the connection id)
@@ -119,9 +122,22 @@ def store_credentials(conn: Connection, creds: Credentials | None) -> None:
 
 
 def revoke(conn: Connection) -> None:
-    """Forget the stored grant ("Revoke access"); syncing stops until the admin connects again."""
+    """Forget the stored grant ("Revoke access"); syncing stops until the admin connects again.
+
+    A connector implementing ``revoke_credentials`` revokes the grant at the vendor first (best
+    effort: the grant is forgotten here whatever the vendor answers).
+    """
+    plugins = get_plugins()
+    if conn.credentials_encrypted and plugins.implements(conn.plugin, "revoke_credentials"):
+        try:
+            cv = view(conn)
+            pacer = pacer_for(conn, plugins.info(conn.plugin))
+            bare = VendorClient(plugins.call(cv, "api_base_url"), pacer=pacer)
+            plugins.call(cv, "revoke_credentials", client=bare)
+        except LeadbridgeError as exc:
+            log.warning("connection %s: revoking at the vendor failed: %s", conn.id, exc)
     conn.credentials_encrypted = None
-    info = get_plugins().info(conn.plugin)
+    info = plugins.info(conn.plugin)
     if info.auth_kind is AuthKind.OAUTH2_AUTHORIZATION_CODE:
         conn.state, conn.state_message = "needs_reconnect", "Access revoked; connect again to sync."
 

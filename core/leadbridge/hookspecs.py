@@ -123,6 +123,21 @@ def authenticate(
 
 
 @hookspec(firstresult=True)
+def revoke_credentials(connection: ConnectionView, client: VendorClient) -> bool | None:
+    """Revoke the stored grant at the vendor when the admin presses "Revoke access".
+
+    Called by :func:`leadbridge.connections.revoke` before the core forgets the credentials
+    (``connection.credentials`` still holds them). Best effort: an error is logged, never shown as a
+    failure, since the local grant is forgotten either way. Optional; a connector without it only
+    has its credentials forgotten locally.
+
+    :param client: a client **without** credentials attached (revocation endpoints authenticate
+        the app, not the user); aim it at another host with ``client.unauthenticated(url)``.
+    :returns: ``True`` when the vendor confirmed the revocation, ``None`` when there was nothing to revoke.
+    """
+
+
+@hookspec(firstresult=True)
 def classify_error(connection: ConnectionView, response: requests.Response) -> LeadbridgeError | None:
     """Translate a vendor's error response into the leadbridge error taxonomy.
 
