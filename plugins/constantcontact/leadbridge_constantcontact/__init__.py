@@ -57,6 +57,11 @@ def authenticate(
 
 
 @hookimpl
+def revoke_credentials(connection: ConnectionView, client: VendorClient) -> bool | None:
+    return auth.revoke(connection, client)
+
+
+@hookimpl
 def classify_error(connection: ConnectionView, response: requests.Response) -> LeadbridgeError | None:
     return errors.classify(response)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import requests
 from leadbridge.connection_view import ConnectionView
 from leadbridge.errors import ConfigError, NeedsReconnect
 from leadbridge.http import VendorClient, oauth
@@ -76,16 +77,15 @@ def authenticate(
         raise NeedsReconnect(exc.message, code=exc.code, advice=RECONNECT_ADVICE) from None
 
 
-def revoke(connection: ConnectionView, client: VendorClient) -> None:
-    """Revoke the stored refresh token at Constant Contact (best effort; the core forgets it anyway)."""
+def revoke(connection: ConnectionView, client: VendorClient) -> bool | None:
+    """Revoke the stored grant at Constant Contact (RFC 7009: revoking the refresh token ends the
+    whole grant, access tokens included)."""
     creds = connection.credentials
     token = creds.refresh_token if creds and creds.refresh_token else None
     if not token:
-        return
+        return None
     url = revoke_url(connection)
-    import requests
-
-    client.unauthenticated(origin(url)).post(
+    response = client.unauthenticated(origin(url)).post(
         url,
         data={"token": token, "token_type_hint": "refresh_token"},
         headers={
@@ -95,3 +95,4 @@ def revoke(connection: ConnectionView, client: VendorClient) -> None:
         },
         ok_statuses=frozenset({400, 401}),
     )
+    return response.status_code == 200

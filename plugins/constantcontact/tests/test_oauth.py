@@ -234,3 +234,19 @@ def test_token_url_outside_constant_contact_is_refused_by_the_settings(app_ctx) 
                 "token_url": "https://evil.example/oauth2/default/v1/token",
             },
         )
+
+
+def test_hook_revoke_credentials_revokes_the_grant_at_the_vendor(
+    app_ctx, sandbox, sandbox_server, connection
+) -> None:
+    from leadbridge.connections import revoke
+
+    client_for(connection).get("contacts", params={"limit": 1})
+    db.session.expire_all()
+    creds = load_credentials(connection)
+    revoke(connection)  # what "Revoke access" calls
+    db.session.commit()
+    assert sandbox.count_calls("POST", "/oauth2/default/v1/revoke") == 1
+    assert load_credentials(connection) is None and connection.state == "needs_reconnect"
+    with pytest.raises(NeedsReconnect):
+        auth.authenticate(view(connection), VendorClient(sandbox_server.url), creds)
