@@ -18,7 +18,7 @@ def person(email: str | None, ref: str = "1", **fields) -> Contact:  # type: ign
     return Contact(email=email, ref=ref, fields={"email": email, **fields})
 
 
-def test_fields_cover_the_standard_ones_and_custom_fields_discovered_live(harness, sandbox) -> None:
+def test_hook_field_types_cover_the_standard_ones_and_custom_fields_discovered_live(harness, sandbox) -> None:
     names = {f.name: f for f in harness.fields("contact")}
     for name in (
         "email",
@@ -47,7 +47,7 @@ def test_fields_cover_the_standard_ones_and_custom_fields_discovered_live(harnes
     assert [c.label for c in level.choices] == ["Bronze", "Gold"]
 
 
-def test_reads_follow_cursor_links_and_see_deletions(harness, sandbox) -> None:
+def test_hook_fetch_contacts_follows_cursor_links_and_sees_deletions(harness, sandbox) -> None:
     sandbox.page_size = 3
     ids = sandbox.add_contacts(7)
     sandbox.delete_contact(ids[0])
@@ -85,7 +85,7 @@ def test_a_tampered_cursor_is_refused(harness, sandbox, sandbox_server) -> None:
         )
 
 
-def test_create_then_update_by_email_leaves_one_contact(harness, sandbox) -> None:
+def test_hook_upsert_contact_creates_then_updates_by_email_leaving_one_contact(harness, sandbox) -> None:
     [created] = upsert(harness, person("Jane@Example.com", first_name="Jane", company_name="Acme"))
     assert created.outcome is Outcome.CREATED and created.remote_id
     [again] = upsert(harness, person("jane@example.com", first_name="Janet"))
@@ -204,7 +204,7 @@ def test_imports_are_split_by_count_and_by_size() -> None:
     assert [i for c in by_size for i in c] == list(range(100))
 
 
-def test_deletes_are_idempotent_and_bulk_for_many(harness, sandbox) -> None:
+def test_hook_delete_contacts_is_idempotent_and_bulk_for_many(harness, sandbox) -> None:
     ids = sandbox.add_contacts(25)
     [one] = harness.call("delete_contacts", object_type="contact", remote_ids=[ids[0]])
     [twice] = harness.call("delete_contacts", object_type="contact", remote_ids=[ids[0]])
@@ -215,7 +215,7 @@ def test_deletes_are_idempotent_and_bulk_for_many(harness, sandbox) -> None:
     assert sandbox.contact_count() == 0
 
 
-def test_throttling_is_waited_out_and_the_daily_quota_pauses(harness, sandbox) -> None:
+def test_hook_classify_error_throttling_is_waited_out_and_the_daily_quota_pauses(harness, sandbox) -> None:
     harness.login()
     sandbox.fail_next(429, mode="rate_limit", path_prefix="/v3/contact_custom_fields")
     harness.fields("contact")
@@ -227,10 +227,39 @@ def test_throttling_is_waited_out_and_the_daily_quota_pauses(harness, sandbox) -
     assert caught.value.resets_at is not None and caught.value.resets_at.hour == 0
 
 
-def test_lists_are_campaigns_and_their_members_can_be_imported(harness, sandbox) -> None:
+def test_hook_list_campaigns_lists_are_campaigns_whose_members_can_be_read(harness, sandbox) -> None:
     sandbox.seed_demo()
     campaigns = harness.call("list_campaigns")
     newsletter = next(c for c in campaigns if c.name == "Monthly newsletter")
     assert newsletter.member_count == 21
     page = harness.call("fetch_campaign_members", campaign_id=newsletter.remote_id, cursor=None)
     assert len(page.items) == 21 and all(c.email for c in page.items)
+
+
+def test_hook_fetch_campaign_members_reads_one_list(harness, sandbox) -> None:
+    sandbox.seed_demo()
+    webinar = next(c for c in harness.call("list_campaigns") if c.name == "Spring webinar")
+    assert harness.call("fetch_campaign_members", campaign_id=webinar.remote_id, cursor=None).items == []
+
+
+def test_hook_api_base_url_is_fixed_unless_overridden(harness, sandbox_server) -> None:
+    from dataclasses import replace
+
+    cv = harness.view()
+    assert harness.plugins.call(cv, "api_base_url") == f"{sandbox_server.url}/v3"
+    assert (
+        harness.plugins.call(replace(cv, base_url_override=None), "api_base_url") == "https://api.cc.email/v3"
+    )
+
+
+def test_hook_connector_info_declares_oauth_and_secrets(harness) -> None:
+    info = harness.plugins.call_plugin("constantcontact", "connector_info")
+    assert info.auth_kind.value == "oauth2_authorization_code"
+    assert {s.name for s in info.settings if s.secret} == {"client_secret", "refresh_token"}
+    assert harness.plugins.call_plugin("constantcontact", "connector_sandbox") is not harness.sandbox
+
+
+def test_hook_connector_sandbox_returns_a_new_sandbox_each_time(harness) -> None:
+    first = harness.plugins.call_plugin("constantcontact", "connector_sandbox")
+    assert first is not harness.plugins.call_plugin("constantcontact", "connector_sandbox")
+    assert first.contact_count() == 0

@@ -112,7 +112,9 @@ def _view_without_bootstrap(connection):  # type: ignore[no-untyped-def]
     return cv
 
 
-def test_rotating_refresh_tokens_invalidate_the_old_one(app_ctx, sandbox, sandbox_server, connection) -> None:
+def test_hook_authenticate_rotating_refresh_tokens_invalidate_the_old_one(
+    app_ctx, sandbox, sandbox_server, connection
+) -> None:
     first = load_credentials(connection)
     assert first is not None and first.refresh_token
     client = client_for(connection)
