@@ -1,4 +1,4 @@
-"""Logging in: the three flows, the login hosts, instance_url checks, version negotiation, reconnect advice."""
+"""Logging in: the three flows, login hosts, instance_url checks, version negotiation, reconnect advice."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-
-from leadbridge.connection_view import ConnectionView
 from leadbridge import connections
+from leadbridge.connection_view import ConnectionView
 from leadbridge.db import db
 from leadbridge.errors import AuthError, ConfigError, NeedsReconnect
 from leadbridge.models import Connection

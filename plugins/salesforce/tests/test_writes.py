@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-
 from leadbridge.db import db
 from leadbridge.models import Connection
 from leadbridge.testing import ConnectorHarness

@@ -271,16 +271,16 @@ class SalesforceSandbox(Sandbox):
         return None
 
     def _limit_header(self, response: Response) -> Response:
-        if DATA.match(request.path) or request.path == "/services/oauth2/token":
-            if response.mimetype == "application/json":
-                self.responses_seen.append(
-                    {
-                        "method": request.method,
-                        "path": request.path,
-                        "status": response.status_code,
-                        "json": json.loads(response.get_data(as_text=True) or "null"),
-                    }
-                )
+        recorded = DATA.match(request.path) or request.path == "/services/oauth2/token"
+        if recorded and response.mimetype == "application/json":
+            self.responses_seen.append(
+                {
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "json": json.loads(response.get_data(as_text=True) or "null"),
+                }
+            )
         if DATA.match(request.path):
             response.headers["Sforce-Limit-Info"] = f"api-usage={self.api_usage}/{self.daily_limit}"
         return response

@@ -236,6 +236,20 @@ def _lit(lit: Literal, sf_type: str) -> Any:
     return lit.value.lower() if isinstance(lit.value, str) and sf_type != "date" else lit.value
 
 
+def _like_pattern(text: str) -> str:
+    """``%`` and ``_`` are wildcards unless escaped (``\\%``, ``\\_``)."""
+    out, escaped = [], False
+    for ch in text:
+        if escaped:
+            out.append(re.escape(ch))
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        else:
+            out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
+    return "".join(out)
+
+
 _IN_SETS: dict[tuple[int, str], tuple[Any, frozenset[Any]]] = {}
 
 
@@ -269,9 +283,7 @@ def matches(node: Any, record: dict[str, Any], resolve: Resolve) -> bool:
         chosen = {v.lower() for v in str(value or "").split(";") if v}
         return any(_lit(v, sf_type) in chosen for v in node[2])
     if op == "like":
-        pattern = "".join(
-            ".*" if ch == "%" else "." if ch == "_" else re.escape(ch) for ch in str(node[2].value).lower()
-        )
+        pattern = _like_pattern(str(node[2].value).lower())
         return left is not None and re.fullmatch(pattern, str(left), re.DOTALL) is not None
     comparator, right = node[2], _lit(node[3], sf_type)
     if comparator == "=":
