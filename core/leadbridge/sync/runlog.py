@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import insert
+
 from ..db import db, utcnow
 from ..models import SyncRecord, SyncRun
 from ..types import Outcome
@@ -107,21 +109,16 @@ class RunLog:
     def stage(self) -> None:
         """Add buffered records and run totals to the session without committing."""
         now = utcnow()
-        for p in self._pending:
-            db.session.add(
-                SyncRecord(
-                    run_id=self.run_id,
-                    side=p.side,
-                    object_type=p.object_type,
-                    outcome=p.outcome,
-                    hub_id=p.hub_id,
-                    remote_id=p.remote_id,
-                    label=p.label,
-                    reason=p.reason,
-                    code=p.code,
-                    diff=p.diff,
-                    at=now,
-                )
+        if self._pending:
+            # One multi-row INSERT per batch: the per-record log must not dominate the run's cost.
+            db.session.execute(
+                insert(SyncRecord),
+                [
+                    {"run_id": self.run_id, "side": p.side, "object_type": p.object_type,
+                     "outcome": p.outcome, "hub_id": p.hub_id, "remote_id": p.remote_id, "label": p.label,
+                     "reason": p.reason, "code": p.code, "diff": p.diff, "at": now}
+                    for p in self._pending
+                ],
             )
         self._pending.clear()
         run = db.session.get(SyncRun, self.run_id)
