@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from .app import create_app, get_plugins
 from .db import db
@@ -21,13 +22,34 @@ def _create_app() -> Flask:
     return create_app()
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)
+class LeadbridgeGroup(FlaskGroup):
+    """Turns the errors an operator can fix into one clear line and exit code 2, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LeadbridgeError as exc:  # bad keys, bad settings, a connector that is not loaded...
+            _fail(str(exc))
+        except (OperationalError, ProgrammingError) as exc:
+            if not _missing_table(exc):
+                raise
+            _fail("the database has no leadbridge tables yet; run `leadbridge db upgrade`.")
+
+
+def _missing_table(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "no such table" in text or "undefinedtable" in type(getattr(exc, "orig", None)).__name__.lower()
+
+
+@click.group(
+    cls=LeadbridgeGroup, create_app=_create_app, add_default_commands=False, add_version_option=False
+)
 @click.version_option(package_name="leadbridge")
 def main() -> None:
     """leadbridge: keep marketing contacts in sync with your CRMs."""
 
 
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = 2) -> NoReturn:
     click.echo(f"Error: {message}", err=True)
     sys.exit(code)
 
@@ -107,7 +129,6 @@ def find_connection(ref: str) -> Connection:
         conn = db.session.execute(select(Connection).where(Connection.name == ref)).scalar_one_or_none()
     if conn is None:
         _fail(f"no connection {ref!r} (by id or name); `leadbridge connections` lists them")
-    assert conn is not None
     return conn
 
 
