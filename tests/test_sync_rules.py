@@ -218,3 +218,41 @@ def test_csv_export_escapes_formulas(conn: Connection, sandbox: Any) -> None:
             assert not value.startswith(("=", "+", "-", "@", "\t"))
     only_failed = export_run_csv(run.id, outcome="failed")
     assert only_failed.count("\n") == 1  # header only
+
+
+def test_companies_sync_both_ways_before_contacts(conn: Connection, sandbox: Any) -> None:
+    from leadbridge.models import Company
+
+    remote_company = sandbox.add_company("Northwind Ltd", domain="northwind.example")
+    [rid] = sandbox.add_contacts(1)
+    with sandbox.lock:
+        sandbox.contacts[int(rid)].values["company_id"] = remote_company
+    hub_company = Company(name="Globex SA", name_key="globex sa", domain="globex.example")
+    db.session.add(hub_company)
+    db.session.commit()
+    run = run_sync(conn.id)
+    assert run.status == "succeeded", run.error
+    pulled = db.session.execute(select(Company).where(Company.name_key == "northwind ltd")).scalar_one()
+    assert pulled.domain == "northwind.example"
+    contact = db.session.execute(select(Contact)).scalar_one()
+    assert contact.company_id == pulled.id and contact.company_name == "Northwind Ltd"
+    names = {r.values["name"] for r in sandbox.companies.values()}
+    assert names == {"Northwind Ltd", "Globex SA"}
+    sandbox.reset_calls()
+    again = run_sync(conn.id)
+    assert sandbox.count_calls("POST", "/api/companies/batch") == 0
+    assert again.counts["crm"]["created"] == 0 and again.counts["hub"]["created"] == 0
+
+
+def test_debug_mode_records_redacted_exchanges(conn: Connection, sandbox: Any) -> None:
+    from leadbridge.models import DebugEntry
+
+    set_options(conn, debug=True)
+    sandbox.add_contacts(1)
+    run = run_sync(conn.id)
+    entries = db.session.execute(select(DebugEntry).where(DebugEntry.run_id == run.id)).scalars().all()
+    assert entries and any("/api/contacts" in e.url for e in entries)
+    secret = sandbox.client_secret
+    for entry in entries:
+        assert secret not in (entry.request or "") and secret not in (entry.response or "")
+        assert "Bearer ex_" not in (entry.request or "")
