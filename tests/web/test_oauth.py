@@ -51,7 +51,7 @@ def test_connect_exchanges_the_code_and_stores_the_grant(
     done = logged_in.get(f"{back.path}?{back.query}")
     assert done.status_code == 302
     assert sandbox.auth.token_requests == 1
-    db.session.expire_all()
+    db.session.rollback()  # end the read snapshot: see what the request committed
     creds = load_credentials(db.session.get(Connection, cc.id))
     assert creds is not None and creds.refresh_token
     page = logged_in.get(url("integrations.settings", conn_id=cc.id)).get_data(as_text=True)
@@ -71,7 +71,7 @@ def test_callback_with_a_wrong_state_never_calls_the_token_endpoint(
     refused = logged_in.get(url("integrations.oauth_callback", code=code, state=state))
     assert refused.status_code == 400 and b"does not match" in refused.data
     assert sandbox.auth.token_requests == 0
-    db.session.expire_all()
+    db.session.rollback()  # end the read snapshot: see what the request committed
     assert db.session.get(Connection, cc.id).credentials_encrypted is None
 
 
@@ -98,6 +98,6 @@ def test_revoke_forgets_the_grant(logged_in: FlaskClient, csrf: str, make_connec
     assert load_credentials(conn) is not None
     response = logged_in.post(url("integrations.revoke_access", conn_id=conn.id), data={"csrf_token": csrf})
     assert response.status_code == 302
-    db.session.expire_all()
+    db.session.rollback()  # end the read snapshot: see what the request committed
     row = db.session.get(Connection, conn.id)
     assert row.credentials_encrypted is None and row.state == "needs_reconnect"

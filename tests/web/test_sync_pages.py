@@ -26,7 +26,7 @@ def _run(client: FlaskClient, app: Flask, csrf: str, conn: Connection, url, **ex
     match = re.search(r"/runs/(\d+)$", response.headers["Location"])
     assert match, response.headers["Location"]
     wait_for_runs(app, timeout=60)
-    db.session.expire_all()
+    db.session.rollback()  # end the read snapshot: see what the request committed
     return int(match.group(1))
 
 
@@ -69,7 +69,7 @@ def test_sync_settings_validate_and_save(
         },
     )
     assert good.status_code == 302 and "changed=1" in good.headers["Location"]
-    db.session.expire_all()
+    db.session.rollback()  # end the read snapshot: see what the request committed
     conn = db.session.get(Connection, connection.id)
     assert conn.direction == "to_crm" and conn.schedule_interval_minutes == 30 and conn.schedule_cron is None
     assert conn.sync_from is not None and conn.sync_from.isoformat().startswith("2026-01-31")
@@ -88,7 +88,7 @@ def test_sync_settings_validate_and_save(
         },
     )
     assert cron.status_code == 302
-    db.session.expire_all()
+    db.session.rollback()  # end the read snapshot: see what the request committed
     conn = db.session.get(Connection, connection.id)
     assert conn.schedule_cron == "0 */2 * * *" and conn.schedule_interval_minutes is None
 

@@ -32,6 +32,12 @@ class Job:
     run_id: int | None = None
     error: str | None = None
     summary: str | None = None
+    thread: threading.Thread | None = field(default=None, repr=False)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Join the job's thread (tests, shutdown)."""
+        if self.thread is not None:
+            self.thread.join(timeout)
 
 
 def _jobs(app: Flask) -> dict[str, Job]:
@@ -58,12 +64,17 @@ def start(connection_id: int, label: str, done_url: str, work: Callable[[], Any]
                 job.finished = True
                 db.session.remove()
 
-    threading.Thread(target=runner, name=f"panel-job-{job.id[:8]}", daemon=True).start()
+    job.thread = threading.Thread(target=runner, name=f"panel-job-{job.id[:8]}", daemon=True)
+    job.thread.start()
     return job
 
 
 def get(job_id: str) -> Job | None:
-    return _jobs(current_app._get_current_object()).get(job_id)  # type: ignore[attr-defined]
+    return get_for(current_app._get_current_object(), job_id)  # type: ignore[attr-defined]
+
+
+def get_for(app: Flask, job_id: str) -> Job | None:
+    return _jobs(app).get(job_id)
 
 
 def _summary(counts: dict[str, dict[str, int]]) -> str:
