@@ -74,7 +74,7 @@ def fetch_campaign_members(
         campaign = int(campaign_id)
     except ValueError:
         raise ConfigError(f"PlanMill campaign id must be a number, got {campaign_id!r}") from None
-    state = json.loads(cursor) if cursor else {"next": 1, "after": None}
+    state: dict[str, Any] = json.loads(cursor) if cursor else {"next": 1, "after": None}
     page = page_by_id(
         client,
         "contacts",
@@ -102,7 +102,7 @@ def fetch_companies(
     interval = account_interval(client)
     if interval is None:
         # /accounts/meta offers no modification filter on this tenant: a full scan by id.
-        state = json.loads(cursor) if cursor else {"next": 1, "after": None}
+        state: dict[str, Any] = json.loads(cursor) if cursor else {"next": 1, "after": None}
         page = page_by_id(
             client, "accounts", {}, next_row=int(state["next"]), after_id=state["after"], size=size
         )

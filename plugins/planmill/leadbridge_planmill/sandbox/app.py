@@ -144,7 +144,7 @@ class PlanMillSandbox(Sandbox):
         self.retry_after = retry_after
         self.reject_account_location = reject_account_location
         self.hooks_need_right = hooks_need_right
-        self.user = {
+        self.user: dict[str, Any] = {
             "firstName": "Sandra",
             "lastName": "Sandbox",
             "photo": None,
@@ -460,7 +460,7 @@ class PlanMillSandbox(Sandbox):
             return self._issue(cid, with_refresh=True)
         return self._oauth_error(400, "unsupported_grant_type", f"Unsupported grant type {grant!r}")
 
-    def _authorize(self, instance: str) -> Response:
+    def _authorize(self, instance: str) -> Any:
         self._check_instance(instance)
         args = request.args
         if args.get("response_type") != "code" or args.get("client_id") != self.client_id:
@@ -598,7 +598,7 @@ class PlanMillSandbox(Sandbox):
         validator = jsonschema.validators.validator_for(doc)(doc)
         errors = sorted(validator.iter_errors(body), key=lambda e: list(e.path))
         if errors:
-            fields = {}
+            fields: dict[str, str] = {}
             for err in errors:
                 key = ".".join(str(p) for p in err.path) or _missing_field(err.message) or "body"
                 fields.setdefault(key, err.message[:200])
