@@ -61,6 +61,8 @@ def classify(response: requests.Response) -> LeadbridgeError | None:
         return TransientError(message, code=code or str(status))
     if status == 300:
         return RecordError("the external id matches several records", code="MULTIPLE_CHOICES")
+    if code == "DUPLICATES_DETECTED" and duplicate_ids(error):
+        message = f"{message} (duplicate rule matched {', '.join(duplicate_ids(error))})"
     if status >= 400:
         fields = error.get("fields") or []
         return RecordError(message, code=code or str(status), field=fields[0] if fields else None)

@@ -82,10 +82,10 @@ def remote_fields(
     push_only: dict[str, str] = {}
     filled: set[str] = set()
     if object_type == "Lead":
-        for setting, hub in (("score_field", "score"), ("status_field", "status")):
+        for setting, hub_name in (("score_field", "score"), ("status_field", "status")):
             f = find(describe, connection.setting(setting))
             if f is not None:
-                push_only[f["name"]] = hub
+                push_only[f["name"]] = hub_name
         url = find(describe, connection.setting("lead_url_field"))
         if url is not None:
             filled.add(url["name"])
@@ -100,7 +100,7 @@ def remote_fields(
         )
         if object_type == "Contact":
             directions, writable = PULL_ONLY, False  # contacts are the sales team's: never written
-        hub = presets.get(name)
+        hub: str | None = presets.get(name)
         label = str(f.get("label") or name)
         if name in push_only:
             directions, hub = PUSH_ONLY, push_only[name]

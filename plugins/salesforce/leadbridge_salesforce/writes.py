@@ -124,12 +124,15 @@ def upsert_leads(
                 )
             if open_leads:
                 remote_id = str(open_leads[0]["Id"])
-            elif people.get(key) or leads.get(key):
-                found = people.get(key) or []
-                converted = [r for r in leads.get(key, []) if r.get("ConvertedContactId")]
-                target = str(found[0]["Id"]) if found else str(converted[0]["ConvertedContactId"])
-                results[i] = _is_contact(contact, target)
-                continue
+            else:
+                # Only converted leads, or a Contact with this email: the person belongs to sales.
+                found = [str(r["Id"]) for r in people.get(key, [])]
+                found += [
+                    str(r["ConvertedContactId"]) for r in leads.get(key, []) if r.get("ConvertedContactId")
+                ]
+                if found:
+                    results[i] = _is_contact(contact, found[0])
+                    continue
         body = _body(fields, types, "Lead")
         if remote_id is not None:
             body["Id"] = remote_id

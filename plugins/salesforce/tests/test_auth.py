@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from leadbridge import connections
@@ -198,3 +200,37 @@ def test_invalid_session_is_renewed_once_then_given_up(
     with pytest.raises(AuthError, match="still rejected"):
         harness.fields("Lead")
     assert sandbox.logins == 2  # one renewal, no loop (an old client looped forever)
+
+
+class _ToSandbox(requests.adapters.HTTPAdapter):
+    """Routes https://*.salesforce.com to the loopback sandbox and remembers the hosts asked for."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__()
+        self.target = target
+        self.hosts: list[str] = []
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        parts = urlsplit(request.url or "")
+        self.hosts.append(parts.netloc)
+        request.url = self.target + parts.path + (f"?{parts.query}" if parts.query else "")
+        return super().send(request, **kwargs)
+
+
+def test_production_hosts_login_on_my_domain_then_use_the_instance_url(
+    make_connection: MakeConnection, sandbox: SalesforceSandbox, sandbox_server: Any
+) -> None:
+    """No operator override: the token goes to the My Domain host, data to the answer's instance_url."""
+    sandbox.instance_url = "https://na211.salesforce.com"
+    conn = make_connection(
+        _values(
+            sandbox, sandbox_server.url, login_host="my_domain", my_domain="https://acme.lightning.force.com"
+        ),
+        options={"base_url": None},
+    )
+    harness = ConnectorHarness(conn, sandbox)
+    adapter = _ToSandbox(sandbox_server.url)
+    harness.client.session.mount("https://", adapter)
+    assert harness.fields("Lead")
+    assert adapter.hosts == ["acme.my.salesforce.com", "na211.salesforce.com", "na211.salesforce.com"]
+    assert harness.client.base_url == "https://na211.salesforce.com/"

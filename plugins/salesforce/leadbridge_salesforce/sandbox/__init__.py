@@ -348,10 +348,14 @@ class SalesforceSandbox(Sandbox):
         except ValueError:
             return "", "", ""
 
+    @staticmethod
+    def _pad(text: str) -> str:
+        return text + "=" * (-len(text) % 4)
+
     def _check_jwt(self, assertion: str) -> str | None:
+        pad = self._pad
         try:
             header_b64, payload_b64, sig_b64 = assertion.split(".")
-            pad = lambda s: s + "=" * (-len(s) % 4)  # noqa: E731
             claims = json.loads(base64.urlsafe_b64decode(pad(payload_b64)))
             signature = base64.urlsafe_b64decode(pad(sig_b64))
         except ValueError:

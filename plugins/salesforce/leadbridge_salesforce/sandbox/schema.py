@@ -198,4 +198,5 @@ RELATIONSHIPS = {
 
 
 def fields_of(sobject: str) -> list[dict[str, Any]]:
-    return COMMON + OBJECTS[sobject]["fields"]
+    fields: list[dict[str, Any]] = OBJECTS[sobject]["fields"]
+    return COMMON + fields

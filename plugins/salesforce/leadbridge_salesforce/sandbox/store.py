@@ -7,6 +7,7 @@ import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from .ids import PREFIXES, make_id
@@ -149,7 +150,7 @@ class Store:
             rows = [r for r in self.records[query.sobject].values() if include_deleted or not r["IsDeleted"]]
             rows = [r for r in rows if _matches(query.where, r, resolve)]
             for name, desc, nulls_last in reversed(query.order):
-                rows.sort(key=lambda r, n=name: _sort_key(resolve(r, n)), reverse=desc)
+                rows.sort(key=partial(_row_key, resolve, name), reverse=desc)
                 present = [r for r in rows if resolve(r, name)[0] is not None]
                 absent = [r for r in rows if resolve(r, name)[0] is None]
                 rows = present + absent if nulls_last else absent + present
@@ -525,6 +526,12 @@ def _matches(
     from .soql import matches
 
     return matches(node, record, resolve)
+
+
+def _row_key(
+    resolve: Callable[[dict[str, Any], str], tuple[Any, str]], name: str, row: dict[str, Any]
+) -> Any:
+    return _sort_key(resolve(row, name))
 
 
 def _sort_key(pair: tuple[Any, str]) -> Any:
