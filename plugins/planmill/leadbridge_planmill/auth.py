@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import requests
 from leadbridge.connection_view import ConnectionView
-from leadbridge.errors import ConfigError, LeadbridgeError, RecordError, TokenExpired
+from leadbridge.errors import ConfigError, LeadbridgeError, QuotaExhausted, RecordError, TokenExpired
 from leadbridge.http import VendorClient
 from leadbridge.http.oauth import client_credentials
 from leadbridge.types import Credentials
@@ -28,6 +29,21 @@ def authenticate(connection: ConnectionView, client: VendorClient) -> Credential
     return client_credentials(client, token_url(connection), client_id, secret, in_body=True)
 
 
+def _quota(response: requests.Response) -> LeadbridgeError | None:
+    """A 429 asking to wait an hour or more (or saying "quota") is a spent allowance: pause the run."""
+    message = str(error_body(response).get("message") or "")
+    try:
+        wait = float(response.headers.get("Retry-After") or 0)
+    except ValueError:
+        wait = 0.0
+    if wait < 3600 and "quota" not in message.lower():
+        return None  # an ordinary rate limit: the core waits it out
+    resets_at = datetime.now(UTC) + timedelta(seconds=wait or 3600)
+    return QuotaExhausted(
+        f"PlanMill: {message or 'request quota exhausted'}", code="429", resets_at=resets_at
+    )
+
+
 def error_body(response: requests.Response) -> dict[str, object]:
     try:
         body = response.json()
@@ -38,6 +54,8 @@ def error_body(response: requests.Response) -> dict[str, object]:
 
 def classify_error(response: requests.Response) -> LeadbridgeError | None:
     """PlanMill specifics; ``None`` leaves 401/403/404/429/5xx to the core's default rules."""
+    if response.status_code == 429:
+        return _quota(response)
     if response.status_code != 400:
         return None
     body = error_body(response)

@@ -169,3 +169,21 @@ def test_action_titles_fill_every_documented_placeholder(conn: Connection, pm: P
     person = pm.find("contacts", email="ph0@placeholder.example")[0]
     subjects = [a["subject"] for a in pm.records["actions"].values() if a.get("contact") == person["id"]]
     assert subjects == ["Call First0 Last0 <ph0@placeholder.example> of Placeholder Oy"]
+
+
+def test_a_spent_daily_quota_pauses_the_run_until_the_reset(conn: Connection, pm: PlanMillSandbox) -> None:
+    hub_people("Quota Oy", n=5, prefix="q")
+    before = pm.count_calls(prefix="/acme/api/1.5/")
+    pm.quota = 4  # a few calls left today
+    run = run_sync(conn.id, direction="to_crm")
+    assert run.status == "paused", run.error
+    assert run.resumes_at is not None and "quota" in (run.error or "").lower()
+    assert pm.count_calls(prefix="/acme/api/1.5/") - before == 5  # stopped at the first refusal
+
+
+def test_ordinary_429s_are_waited_out(conn: Connection, pm: PlanMillSandbox) -> None:
+    hub_people("Busy Oy", n=2, prefix="b")
+    pm.fail_next(429, mode="rate_limit", retry_after=1, times=2, path_prefix="/acme/api/1.5/contacts")
+    run = run_sync(conn.id, direction="to_crm")
+    assert run.status == "succeeded", run.error
+    assert len(pm.find("contacts", accountName="Busy Oy")) == 2

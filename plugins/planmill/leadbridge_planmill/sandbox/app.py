@@ -129,6 +129,7 @@ class PlanMillSandbox(Sandbox):
         hooks_need_right: bool = False,
         rate_limit: tuple[int, float] | None = None,
         latency: float = 0.0,
+        quota: int | None = None,
         seed: bool = True,
     ) -> None:
         self.instance = instance
@@ -144,6 +145,9 @@ class PlanMillSandbox(Sandbox):
         self.retry_after = retry_after
         self.reject_account_location = reject_account_location
         self.hooks_need_right = hooks_need_right
+        #: API calls allowed per UTC day (None: unlimited); PlanMill publishes none, so a knob
+        self.quota = quota
+        self.quota_used = 0
         self.user: dict[str, Any] = {
             "firstName": "Sandra",
             "lastName": "Sandbox",
@@ -364,12 +368,22 @@ class PlanMillSandbox(Sandbox):
 
     # -- request pipeline ----------------------------------------------------------------------
 
-    def _log_request(self) -> None:
+    def _log_request(self) -> Response | None:
         if self._exempt():
-            return
+            return None
+        if self.quota is not None and "/api/1.5/" in request.path:
+            with self.lock:
+                self.quota_used += 1
+                if self.quota_used > self.quota:
+                    now = datetime.now(UTC)
+                    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+                    resp = PlanMillError(429, "Daily request quota exceeded", "00429").response()
+                    resp.headers["Retry-After"] = str(int((midnight - now).total_seconds()) + 1)
+                    return resp
         body = request.get_json(silent=True) if request.method in ("POST", "PUT") else None
         with self.lock:
             self.requests.append((request.method, request.path, request.args.to_dict(), body))
+        return None
 
     def _exempt(self) -> bool:
         return super()._exempt() or request.headers.get(INTERNAL_HEADER) == "1"
