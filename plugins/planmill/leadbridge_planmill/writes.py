@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from leadbridge.connection_view import ConnectionView
@@ -13,7 +12,6 @@ from leadbridge.errors import RecordError
 from leadbridge.http import VendorClient
 from leadbridge.types import Action, Company, Contact, Outcome, RecordResult
 
-from .dates import format_dt
 from .fields import ACTION_WRITABLE, to_planmill, writable_body
 from .info import DEFAULT_ACCOUNT, DEFAULT_ACTION_TITLE
 from .matching import account_ids, find_account, find_contact, name_key
@@ -80,6 +78,8 @@ def _upsert_company(client: VendorClient, company: Company) -> RecordResult:
     try:
         body = writable_body("account", company.fields)
         body.pop("name", None)  # the name is the match key; renaming is not a push concern
+        if company.remote_id and not body:
+            return RecordResult(Outcome.UNCHANGED, ref=company.ref, remote_id=str(company.remote_id))
         if company.remote_id:
             current = _get(client, f"accounts/{int(company.remote_id)}")
             if current is not None:
@@ -283,7 +283,8 @@ def create_action(connection: ConnectionView, client: VendorClient, action: Acti
         kind = ACTION_TYPES.get(action.kind.lower())
         if kind is not None:
             body.setdefault("type", kind)
-        body.setdefault("start", format_dt(action.occurred_at or datetime.now(UTC)))
+        # No "start": PlanMill reads posted times in the instance's own time zone whatever offset
+        # they carry, so a UTC instant could land hours off; its own "created" stamp is exact.
         if action.description:
             body.setdefault("description", action.description)
         remote_id = _created_id(client.post("actions", json=body).json())
