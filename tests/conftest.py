@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from leadbridge.testing import install_entry_point
 
+pytest_plugins = ["pytester"]  # the kit's own tests run the conformance suite in a subprocess
+
 EXAMPLE_ROOT = Path(__file__).parent / "example_connector"
 _DIST_DIR = Path(tempfile.mkdtemp(prefix="leadbridge-example-dist-"))
 

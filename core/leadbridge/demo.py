@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from .app import get_plugins
 from .connections import create_connection, test_connection, update_settings
 from .db import db
-from .metadata import ConnectorInfo
+from .metadata import TEST_ONLY, ConnectorInfo
 from .models import Company, Connection, Contact, ContactList, ListMembership
 from .sandbox import Sandbox, SandboxServer
 from .users import create_user, generate_password, user_count
@@ -55,6 +55,8 @@ def prepare_demo(app: Flask, *, seed: int = 7) -> DemoSummary:
     _seed_hub(seed)
     plugins = get_plugins()
     for name, info in plugins.loaded().items():
+        if TEST_ONLY in info.features:
+            continue  # e.g. the test kit's example connector, installed during test sessions
         try:
             _start_connector(summary, name, info)
         except Exception as exc:  # one connector's broken sandbox must not stop the others

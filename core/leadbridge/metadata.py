@@ -100,6 +100,10 @@ class ObjectSpec:
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
 
+#: A :attr:`ConnectorInfo.features` flag: the connector exists for tests and as a template (the kit's
+#: example connector); ``leadbridge demo`` leaves it out even when it is installed.
+TEST_ONLY = "test_only"
+
 
 @dataclass(frozen=True, slots=True)
 class ConnectorInfo:

@@ -21,7 +21,15 @@ from leadbridge.connection_view import ConnectionView
 from leadbridge.errors import AuthError, ConfigError, LeadbridgeError, QuotaExhausted, RecordError
 from leadbridge.http import VendorClient
 from leadbridge.http.oauth import client_credentials, refresh
-from leadbridge.metadata import AuthKind, ConnectorInfo, ObjectSpec, RateLimit, Setting, SettingType
+from leadbridge.metadata import (
+    TEST_ONLY,
+    AuthKind,
+    ConnectorInfo,
+    ObjectSpec,
+    RateLimit,
+    Setting,
+    SettingType,
+)
 from leadbridge.types import (
     Action,
     Campaign,
@@ -111,7 +119,7 @@ INFO = ConnectorInfo(
     docs_url="https://github.com/leadbridge/leadbridge/tree/main/tests/example_connector",
     default_interval_minutes=60,
     # Never offered by `leadbridge demo`: it exists for the test kit and as a template.
-    features=frozenset({"test_only", "webhooks", "campaigns"}),
+    features=frozenset({TEST_ONLY, "webhooks", "campaigns"}),
 )
 
 
