@@ -55,7 +55,7 @@ def prepare_demo(app: Flask, *, seed: int = 7) -> DemoSummary:
     _seed_hub(seed)
     plugins = get_plugins()
     for name, info in plugins.loaded().items():
-        if TEST_ONLY in info.features:
+        if TEST_ONLY in info.features and not app.config.get("DEMO_TEST_CONNECTORS"):
             continue  # e.g. the test kit's example connector, installed during test sessions
         try:
             _start_connector(summary, name, info)
