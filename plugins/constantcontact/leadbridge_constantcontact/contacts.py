@@ -16,7 +16,7 @@ from .fields import (
     CustomFields,
     comparable,
     contact_from_cc,
-    load_custom_fields,
+    custom_fields_for,
     next_link,
     problems,
     put_body,
@@ -36,7 +36,7 @@ def iso_z(when: datetime) -> str:
 def _page(client: VendorClient, path: str, params: dict[str, Any] | None) -> Page[Contact]:
     # 202 "processing" carries the same body as 200: keep paging.
     body = client.get(path, params=params).json()
-    custom = load_custom_fields(client)
+    custom = custom_fields_for(client)
     items = [contact_from_cc(raw, custom) for raw in body.get("contacts") or []]
     return Page(items=items, next_cursor=next_link(client, body))
 
@@ -108,7 +108,7 @@ def upsert_contacts(
         else:
             todo.append((i, contact, values))
     if todo:
-        custom = load_custom_fields(client)
+        custom = custom_fields_for(client)
         list_id = ensure_list(connection, client)
         threshold = int(connection.setting("bulk_threshold", 50) or 50)
         if len(todo) >= threshold:

@@ -6,6 +6,8 @@ Remote field names are the flat names of Constant Contact's own bulk import (``e
 
 from __future__ import annotations
 
+import time
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -94,8 +96,22 @@ class CustomFields:
         return {cf.remote_name: cf for cf in self.by_id.values()}
 
 
+#: Definitions per client (one client lives for one run): pages of a run share one read.
+_CACHE: weakref.WeakKeyDictionary[VendorClient, tuple[float, CustomFields]] = weakref.WeakKeyDictionary()
+CACHE_SECONDS = 300.0
+
+
+def custom_fields_for(client: VendorClient) -> CustomFields:
+    """The definitions, read at most once per client every :data:`CACHE_SECONDS`."""
+    hit = _CACHE.get(client)
+    if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
+        return hit[1]
+    return load_custom_fields(client)
+
+
 def load_custom_fields(client: VendorClient) -> CustomFields:
-    """Every custom field definition (at most 100 per account; no ``updated_after`` filter exists)."""
+    """Every custom field definition, read now (at most 100 per account; no ``updated_after`` filter
+    exists, so the whole list is read)."""
     out: dict[str, CustomField] = {}
     path: str | None = "contact_custom_fields?limit=100"
     while path:
@@ -114,7 +130,9 @@ def load_custom_fields(client: VendorClient) -> CustomFields:
             )
             out[cf.id] = cf
         path = next_link(client, body)
-    return CustomFields(out)
+    fields = CustomFields(out)
+    _CACHE[client] = (time.monotonic(), fields)
+    return fields
 
 
 def next_link(client: VendorClient, body: dict[str, Any]) -> str | None:
