@@ -211,13 +211,14 @@ def test_password_change_signs_out_other_sessions(
 ) -> None:
     other = app.test_client()
     assert _login(other, url, PASSWORD) == 302
-    token = csrf_from(logged_in.get(url(endpoint)).data)
+    token = csrf_from(logged_in.get(url("settings.password")).data)
     wrong = logged_in.post(
-        url(endpoint), data={"current": "nope", "new": "x" * 12, "new2": "x" * 12, "csrf_token": token}
+        url("settings.password"),
+        data={"current": "nope", "new": "x" * 12, "new2": "x" * 12, "csrf_token": token},
     )
     assert wrong.status_code == 400
     done = logged_in.post(
-        url(endpoint),
+        url("settings.password"),
         data={
             "current": PASSWORD,
             "new": "a new password 1",

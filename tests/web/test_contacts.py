@@ -57,7 +57,7 @@ def test_contacts_page_newest_first_with_keyset_pages(logged_in: FlaskClient, pe
     assert page2 == sorted(people, reverse=True)[50:100]
     page3_html = logged_in.get(url("contacts.index", before=page2[-1])).get_data(as_text=True)
     assert _ids(page3_html) == sorted(people, reverse=True)[100:]
-    assert "Older ›" not in page3_html
+    assert 'href="/contacts?before=' not in page3_html  # no older page
     newer = re.search(r'href="(/contacts\?after=\d+)"', page3_html).group(1)
     assert _ids(logged_in.get(newer).get_data(as_text=True)) == page2
 
