@@ -26,6 +26,8 @@ from .types import Credentials
 
 @dataclass(slots=True)
 class Fault:
+    """A forced failure queued by :meth:`Sandbox.fail_next`."""
+
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -38,6 +40,8 @@ class Fault:
 
 @dataclass(slots=True)
 class CallRecord:
+    """One request the sandbox answered (``at``: wall-clock time the answer was ready)."""
+
     method: str
     path: str
     status: int
@@ -153,6 +157,7 @@ class Sandbox:
                 self.faults.append(Fault(status, body, dict(headers or {}), path_prefix, mode, retry_after))
 
     def count_calls(self, method: str | None = None, prefix: str = "") -> int:
+        """How many requests (of ``method``, on paths starting with ``prefix``) were answered."""
         with self.lock:
             return sum(
                 1
@@ -161,6 +166,7 @@ class Sandbox:
             )
 
     def reset_calls(self) -> None:
+        """Forget the call log and the rate-limit counter."""
         with self.lock:
             self.calls.clear()
             self.rate_limited_count = 0
@@ -225,10 +231,12 @@ class SandboxServer:
         self._thread.daemon = True
 
     def start(self) -> SandboxServer:
+        """Start serving in the background; returns ``self`` (``SandboxServer(sb).start().url``)."""
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop serving and close the listening socket."""
         self._server.shutdown()
         self._server.server_close()
 

@@ -203,7 +203,8 @@ class ConnectorConformance:
         info = get_plugins().info(self.connector)
         # An endpoint address (``token_url``) names a token but is not one.
         unflagged = [
-            s.name for s in info.settings
+            s.name
+            for s in info.settings
             if SECRET_LOOKING.search(s.name) and not s.secret and s.type is not SettingType.URL
         ]
         assert not unflagged, f"settings that look secret but are not flagged secret: {unflagged}"

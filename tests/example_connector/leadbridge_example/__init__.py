@@ -128,11 +128,13 @@ INFO = ConnectorInfo(
 
 @hookimpl
 def connector_info() -> ConnectorInfo:
+    """Static metadata: settings, objects and limits (no network)."""
     return INFO
 
 
 @hookimpl
 def connector_sandbox() -> ExampleSandbox:
+    """A fresh in-memory ExampleCRM for the demo and the test kit."""
     return ExampleSandbox()
 
 
@@ -141,6 +143,7 @@ def connector_sandbox() -> ExampleSandbox:
 
 @hookimpl
 def api_base_url(connection: ConnectionView) -> str:
+    """ExampleCRM has one fixed host; only the operator's override can change it."""
     return connection.base_url_override or API_URL
 
 
@@ -148,6 +151,7 @@ def api_base_url(connection: ConnectionView) -> str:
 def authenticate(
     connection: ConnectionView, client: VendorClient, previous: Credentials | None
 ) -> Credentials:
+    """Client credentials first; afterwards the rotating refresh token ExampleCRM issues with it."""
     client_id, secret = connection.setting("client_id"), connection.setting("client_secret")
     if previous is not None and previous.refresh_token:
         # ExampleCRM rotates refresh tokens; the core saves the new one before using the access token.
@@ -158,6 +162,7 @@ def authenticate(
 
 @hookimpl
 def classify_error(response: requests.Response) -> LeadbridgeError | None:
+    """ExampleCRM quirks: a 429 can be the daily quota; an oversized batch is our bug, not a record's."""
     code = _error_code(response)
     if response.status_code == 429 and code == "quota_exceeded":
         return QuotaExhausted("ExampleCRM daily quota used up", code=code)
@@ -169,6 +174,7 @@ def classify_error(response: requests.Response) -> LeadbridgeError | None:
 
 @hookimpl
 def read_rate_limits(response: requests.Response) -> RateUsage | None:
+    """ExampleCRM's ``X-RateLimit-*`` headers (sent when the account has a short-window limit)."""
     headers = response.headers
     if "X-RateLimit-Remaining" not in headers:
         return None
@@ -184,12 +190,14 @@ def read_rate_limits(response: requests.Response) -> RateUsage | None:
 
 @hookimpl
 def field_types(client: VendorClient, object_type: str) -> list[RemoteField]:
+    """ExampleCRM describes its fields live, custom ones and picklist options included."""
     data = client.get("api/fields", params={"object": object_type}).json()["data"]
     return [_remote_field(raw, object_type) for raw in data]
 
 
 @hookimpl
 def list_campaigns(client: VendorClient) -> list[Campaign]:
+    """Every campaign (ExampleCRM returns them in one page)."""
     data = client.get("api/campaigns").json()["data"]
     return [Campaign(remote_id=c["id"], name=c["name"], member_count=c.get("member_count")) for c in data]
 
@@ -201,18 +209,21 @@ def list_campaigns(client: VendorClient) -> list[Campaign]:
 def fetch_contacts(
     client: VendorClient, object_type: str, since: datetime | None, cursor: str | None
 ) -> Page[Contact]:
+    """One page of contacts changed since ``since``, oldest change first, deletions included."""
     body = client.get("api/contacts", params=_list_params(since, cursor)).json()
     return Page([_contact(raw) for raw in body["data"]], body.get("next_cursor"))
 
 
 @hookimpl
 def fetch_companies(client: VendorClient, since: datetime | None, cursor: str | None) -> Page[Company]:
+    """One page of companies changed since ``since``, oldest change first."""
     body = client.get("api/companies", params=_list_params(since, cursor)).json()
     return Page([_company(raw) for raw in body["data"]], body.get("next_cursor"))
 
 
 @hookimpl
 def fetch_campaign_members(client: VendorClient, campaign_id: str, cursor: str | None) -> Page[Contact]:
+    """One page of a campaign's members (people without an email included)."""
     body = client.get(f"api/campaigns/{campaign_id}/members", params=_list_params(None, cursor)).json()
     return Page([_contact(raw) for raw in body["data"]], body.get("next_cursor"))
 
@@ -222,6 +233,7 @@ def fetch_campaign_members(client: VendorClient, campaign_id: str, cursor: str |
 
 @hookimpl
 def upsert_company(client: VendorClient, companies: Sequence[Company]) -> list[RecordResult]:
+    """Batch upsert; ExampleCRM matches by id, else by exact name."""
     records = [
         {**c.fields, "name": c.name, **({"id": c.remote_id} if c.remote_id else {})} for c in companies
     ]
@@ -232,6 +244,7 @@ def upsert_company(client: VendorClient, companies: Sequence[Company]) -> list[R
 
 @hookimpl
 def upsert_contact(client: VendorClient, contacts: Sequence[Contact]) -> list[RecordResult]:
+    """Batch upsert; ExampleCRM matches by id, else by email case-insensitively."""
     answer = client.post(
         "api/contacts/batch", json={"records": [_contact_body(c) for c in contacts]}, idempotent=True
     ).json()
@@ -240,6 +253,7 @@ def upsert_contact(client: VendorClient, contacts: Sequence[Contact]) -> list[Re
 
 @hookimpl
 def delete_contacts(client: VendorClient, remote_ids: Sequence[str]) -> list[RecordResult]:
+    """ExampleCRM deletes one contact per call (soft delete, reported by the next fetch)."""
     results = []
     for remote_id in remote_ids:
         # Already gone counts as deleted, so a retried delete is harmless.
@@ -250,6 +264,7 @@ def delete_contacts(client: VendorClient, remote_ids: Sequence[str]) -> list[Rec
 
 @hookimpl
 def create_action(connection: ConnectionView, client: VendorClient, action: Action) -> RecordResult:
+    """An activity on the contact; the title comes from the ``action_title`` setting."""
     if not action.contact.remote_id:
         raise RecordError("the contact has no ExampleCRM id yet", code="NO_CONTACT")
     company = action.company or action.contact.company
@@ -271,6 +286,7 @@ def create_action(connection: ConnectionView, client: VendorClient, action: Acti
 
 @hookimpl
 def handle_webhook(connection: ConnectionView, request: WebhookRequest) -> list[WebhookEvent]:
+    """Verify the HMAC signature first, then turn ExampleCRM events into hub events."""
     secret = connection.setting("webhook_secret")
     given = next((v for k, v in request.headers.items() if k.lower() == SIGNATURE_HEADER.lower()), "")
     if not secret or not verify_signature(request.body, given, secret):
@@ -284,6 +300,7 @@ def handle_webhook(connection: ConnectionView, request: WebhookRequest) -> list[
 
 @hookimpl
 def register_webhooks(client: VendorClient, url: str, secret: str) -> list[str]:
+    """Subscribe ``url`` once; an existing subscription to the same URL is reused."""
     existing = client.get("api/webhooks").json()["data"]
     ids = [w["id"] for w in existing if w["url"] == url]
     if not ids:
