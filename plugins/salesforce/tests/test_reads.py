@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
 from leadbridge.errors import ConfigError
 from leadbridge.models import Connection
 from leadbridge.testing import ConnectorHarness
