@@ -84,13 +84,15 @@ def test_no_change_costs_one_request(hooks: Hooks, pm: PlanMillSandbox) -> None:
     assert pm.count_calls("GET", "/acme/api/1.5/contacts") == 1
 
 
-def test_accounts_fall_back_to_a_full_scan_when_meta_offers_no_interval(
+def test_accounts_without_an_interval_filter_are_read_on_full_syncs_only(
     hooks: Hooks, pm: PlanMillSandbox
 ) -> None:
+    assert hooks("fetch_companies", since=T0, cursor=None).items == []
+    assert [p for _, p, _, _ in pm.requests if "/accounts" in p] == ["/acme/api/1.5/accounts/meta"]
     companies = []
     cursor = None
     while True:
-        page = hooks("fetch_companies", since=T0, cursor=cursor)
+        page = hooks("fetch_companies", since=None, cursor=cursor)
         companies += page.items
         cursor = page.next_cursor
         if cursor is None:
