@@ -156,6 +156,15 @@ def test_block_list_from_app_config(tmp_path: Path) -> None:
     assert records["broken_import"].state is PluginState.BROKEN
 
 
+def test_plugin_level_calls_reach_the_named_plugin_whatever_the_load_order() -> None:
+    # Regression: a caller cached while loading "bad_metadata" must not answer for plugins loaded later.
+    plugins = load()
+    loaded = plugins.loaded()
+    assert len(loaded) >= 2
+    for name in loaded:
+        assert plugins.call_plugin(name, "connector_info").name == name
+
+
 # -- installed / loaded / enabled -------------------------------------------------------------------
 
 

@@ -123,6 +123,8 @@ class Plugins:
         except Exception as exc:  # ValueError for duplicates, PluginValidationError for bad signatures
             self._mark_broken(record, f"registration failed: {exc}")
             return record
+        # A cached subset caller excludes only the plugins known when it was built: rebuild them all.
+        self._callers.clear()
         try:
             self._check_pending(plugin)
             info = self._plugin_caller(name, "connector_info")()
@@ -153,6 +155,7 @@ class Plugins:
         if plugin is not None:
             self.pm.unregister(plugin, name=record.name)
         self.pm.set_blocked(record.name)
+        self._callers.clear()
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -178,6 +181,8 @@ class Plugins:
     # -- dispatch --------------------------------------------------------------------------
 
     def _plugin_caller(self, name: str, hook: str) -> Callable[..., Any]:
+        """A caller of ``hook`` that leaves out every plugin but ``name`` (cached until the next
+        registration: pluggy's subset caller would include plugins registered after it was built)."""
         key = (name, hook)
         caller = self._callers.get(key)
         if caller is None:
