@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from leadbridge.types import Company, Contact, Outcome
 from leadbridge_planmill.sandbox import PlanMillSandbox
-from planmill_testkit import Hooks
+from planmill_testkit import Hooks, validate_request_bodies
 
 
 def test_a_fuzzy_hit_is_not_taken_for_the_company(hooks: Hooks, pm: PlanMillSandbox) -> None:
@@ -60,6 +60,7 @@ def test_only_changed_fields_are_written(hooks: Hooks, pm: PlanMillSandbox) -> N
     assert result.outcome is Outcome.UPDATED and result.extra["changed"] == ["title"]
     posted = [body for method, path, _, body in pm.requests if method == "POST" and path.endswith(f"/{rid}")]
     assert posted == [{"title": "CEO"}]
+    validate_request_bodies(pm)
 
 
 def test_a_contact_without_company_goes_under_the_fallback_account(hooks: Hooks, pm: PlanMillSandbox) -> None:
@@ -81,6 +82,7 @@ def test_an_account_refused_with_location_fields_is_created_bare_then_completed(
     assert result.outcome is Outcome.CREATED
     row = pm.records["accounts"][int(result.remote_id or 0)]
     assert (row["billingCity"], row["phone"]) == ("Tampere", "040-123")
+    assert validate_request_bodies(pm) == 3  # the refused create, the bare one, the completion
 
 
 def test_deleting_a_contact_twice_is_fine(hooks: Hooks, pm: PlanMillSandbox) -> None:
