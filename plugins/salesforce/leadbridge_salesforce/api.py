@@ -17,6 +17,7 @@ from leadbridge.connection_view import ConnectionView
 from leadbridge.errors import TransientError
 from leadbridge.http import VendorClient
 
+from .errors import from_answer
 from .hosts import checked_instance_url
 from .info import DEFAULT_API_VERSION
 
@@ -50,7 +51,10 @@ class SalesforceApi:
         if connection.base_url_override is None and extra.get("instance_url"):
             # The token answer names the data host; it was checked when it arrived and again here.
             client.base_url = checked_instance_url(connection, extra["instance_url"]) + "/"
-        self.version = str(extra.get("api_version") or connection.setting("api_version", DEFAULT_API_VERSION))
+        configured = str(connection.setting("api_version", DEFAULT_API_VERSION))
+        negotiated = str(extra.get("api_version") or configured)
+        # Negotiated at login; an admin who lowers the setting afterwards is obeyed at once.
+        self.version = min(configured, negotiated, key=float)
         self.prefix = f"services/data/v{self.version}/"
 
     # -- reads ---------------------------------------------------------------------------------
@@ -86,10 +90,7 @@ class SalesforceApi:
                 status = int(sub.get("httpStatusCode", 500))
                 payload = sub.get("body")
                 if status >= 400:
-                    error = (payload or [{}])[0] if isinstance(payload, list) else {}
-                    raise TransientError(
-                        f"lookup query failed: {error.get('message', status)}", code=error.get("errorCode")
-                    )
+                    raise from_answer(status, payload) or TransientError(f"lookup query failed: {status}")
                 rows = list(payload.get("records", []))
                 while not payload.get("done", True) and payload.get("nextRecordsUrl"):
                     payload = self.next_page(payload["nextRecordsUrl"])

@@ -8,6 +8,7 @@ from typing import Any
 import requests
 from leadbridge.errors import (
     AuthError,
+    ConfigError,
     LeadbridgeError,
     QuotaExhausted,
     RateLimited,
@@ -40,12 +41,23 @@ def first_error(body: Any) -> dict[str, Any]:
 
 def classify(response: requests.Response) -> LeadbridgeError | None:
     try:
-        error = first_error(response.json())
+        body = response.json()
     except ValueError:
-        error = {}
+        body = None
+    return from_answer(response.status_code, body)
+
+
+# A query the connector built that Salesforce cannot run: a human must fix the org or settings.
+QUERY_CONFIG_CODES = frozenset(
+    {"INVALID_FIELD", "MALFORMED_QUERY", "INVALID_TYPE", "INVALID_QUERY_FILTER_OPERATOR"}
+)
+
+
+def from_answer(status: int, body: Any) -> LeadbridgeError | None:
+    """The error an answer with ``status`` and JSON ``body`` means (also for Composite sub-answers)."""
+    error = first_error(body)
     code = str(error.get("errorCode") or error.get("statusCode") or "") or None
-    message = str(error.get("message") or f"HTTP {response.status_code}")[:300]
-    status = response.status_code
+    message = str(error.get("message") or f"HTTP {status}")[:300]
     if status == 401:
         return TokenExpired(message, code=code or "INVALID_SESSION_ID")
     if code == "REQUEST_LIMIT_EXCEEDED":
@@ -55,6 +67,8 @@ def classify(response: requests.Response) -> LeadbridgeError | None:
         return QuotaExhausted(message, code=code)
     if status == 403:
         return AuthError(message, code=code or "403")
+    if code in QUERY_CONFIG_CODES:
+        return ConfigError(f"Salesforce refused a query: {message}", code=code)
     if code == "INVALID_QUERY_LOCATOR":
         return LocatorExpired(message, code=code)
     if code in TRANSIENT_CODES or status >= 500:

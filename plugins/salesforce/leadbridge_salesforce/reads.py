@@ -19,12 +19,13 @@ from leadbridge.errors import ConfigError
 from leadbridge.types import Campaign, Company, Contact, Page
 
 from . import soql
-from .api import SalesforceApi, chunks
+from .api import SalesforceApi
 from .fields import field_map, find, from_salesforce, parse_datetime
 
 log = logging.getLogger(__name__)
 
-LOOKUP_CHUNK = 500  # values per IN (...) inside Composite; the URL limit does not apply there
+LOOKUP_CHUNK = 500  # values per IN (...) inside Composite; the GET URL limit does not apply there
+LOOKUP_CHARS = 60_000  # and well under SOQL's 100,000-character statement limit
 SYSTEM = ("Id", "SystemModstamp", "IsDeleted", "CreatedDate")
 EXTRA_FIELDS = {
     "Lead": ("Email", "IsConverted", "ConvertedContactId", "ConvertedAccountId"),
@@ -133,6 +134,20 @@ def to_company(row: dict[str, Any], types: dict[str, str]) -> Company:
     )
 
 
+def _sized(values: list[str]) -> list[list[str]]:
+    """Chunks of at most LOOKUP_CHUNK values and LOOKUP_CHARS characters of quoted literals."""
+    out: list[list[str]] = [[]]
+    size = 0
+    for value in values:
+        width = len(soql.quote(value)) + 1
+        if out[-1] and (len(out[-1]) >= LOOKUP_CHUNK or size + width > LOOKUP_CHARS):
+            out.append([])
+            size = 0
+        out[-1].append(value)
+        size += width
+    return [c for c in out if c]
+
+
 class Lookup:
     """One lookup of rows whose ``key`` equals one of ``values`` (SOQL ``=`` ignores case)."""
 
@@ -147,7 +162,7 @@ class Lookup:
         self.key = key
         self.statements = []
         fields = ["Id", key, "CreatedDate", *extra]
-        for chunk in chunks(sorted({v for v in values if v}), LOOKUP_CHUNK):
+        for chunk in _sized(sorted({v for v in values if v})):
             condition = f"{soql.name(key)} IN {soql.in_list(chunk)}" + (f" AND {where}" if where else "")
             self.statements.append(
                 soql.select(fields, object_type, condition, order_by=("CreatedDate", "Id"))

@@ -160,3 +160,16 @@ def test_an_account_in_whoid_is_refused_by_the_sandbox(
             "create_action", action=Action(title="x", contact=Contact(email=None, remote_id=account))
         )
     assert caught.value.code == "FIELD_INTEGRITY_EXCEPTION"
+
+
+def test_lookups_stay_under_soqls_statement_limit(
+    harness: ConnectorHarness, sandbox: SalesforceSandbox
+) -> None:
+    people = [
+        Contact(email=f"{'x' * 200}{i}@example.fi", fields={"LastName": "L", "Company": "C"}, ref=str(i))
+        for i in range(400)
+    ]
+    harness.call("upsert_contact", object_type="Lead", contacts=people)
+    composite = [r for r in sandbox.requests_seen if r["path"].endswith("/composite")]
+    statements = [s["url"] for r in composite for s in r["json"]["compositeRequest"]]
+    assert len(statements) > 2 and all(len(s) < 100_000 for s in statements)

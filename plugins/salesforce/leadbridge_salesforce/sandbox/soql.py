@@ -186,6 +186,10 @@ class _Parser:
         kind, value = self.take()
         if kind == "string":
             body = value[1:-1]
+            if len(body) > MAX_STRING:
+                raise SoqlError(
+                    "MALFORMED_QUERY", f"strings in a WHERE clause are limited to {MAX_STRING} characters"
+                )
             return Literal(re.sub(r"\\(.)", lambda m: _UNESCAPE.get(m[1], "\\" + m[1]), body), "string")
         if kind == "number":
             return Literal(float(value) if "." in value else int(value), "number")
@@ -200,7 +204,15 @@ class _Parser:
         raise SoqlError("MALFORMED_QUERY", f"unexpected value {value!r}")
 
 
+MAX_STATEMENT = 100_000
+MAX_STRING = 4_000
+
+
 def parse(text: str) -> Query:
+    if len(text) > MAX_STATEMENT:
+        raise SoqlError(
+            "MALFORMED_QUERY", f"SOQL statements cannot be longer than {MAX_STATEMENT} characters"
+        )
     return _Parser(text).parse()
 
 
