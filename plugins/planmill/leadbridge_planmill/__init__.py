@@ -38,11 +38,13 @@ __version__ = "0.1.0"
 
 @hookimpl
 def connector_info() -> ConnectorInfo:
+    """PlanMill's metadata (settings, objects, rate limits); no network call."""
     return _info.connector_info()
 
 
 @hookimpl
 def connector_sandbox() -> Sandbox:
+    """A new :class:`~leadbridge_planmill.sandbox.PlanMillSandbox`, seeded with PlanMill's samples."""
     from .sandbox import PlanMillSandbox
 
     return PlanMillSandbox()
@@ -50,6 +52,11 @@ def connector_sandbox() -> Sandbox:
 
 @hookimpl
 def api_base_url(connection: ConnectionView) -> str:
+    """``https://online.planmill.com/<instance>/api/1.5/`` (or the checked self-hosted server).
+
+    :raises ConnectionDisabled: the connection's own "Enabled" setting is off.
+    :raises ConfigError: a bad instance name or a non-public self-hosted server.
+    """
     if connection.setting("enabled", True) is False:
         # The brief's own "Enabled" switch: off means nothing reaches PlanMill.
         raise ConnectionDisabled("the PlanMill integration is switched off in its settings")
@@ -60,22 +67,25 @@ def api_base_url(connection: ConnectionView) -> str:
 def authenticate(
     connection: ConnectionView, client: VendorClient, previous: Credentials | None
 ) -> Credentials:
-    # Client credentials carry no refresh token: every renewal is a fresh grant.
+    """Client credentials at ``<instance>/api/oauth2/token``; every renewal is a fresh grant."""
     return auth.authenticate(connection, client)
 
 
 @hookimpl
 def classify_error(connection: ConnectionView, response: requests.Response) -> LeadbridgeError | None:
+    """PlanMill's 400s: validation (``00018``) is a record error, a token complaint a renewal."""
     return auth.classify_error(response)
 
 
 @hookimpl
 def field_types(connection: ConnectionView, client: VendorClient, object_type: str) -> list[RemoteField]:
+    """Fields of ``object_type`` typed from ``/{resource}/meta``, standard fields preset."""
     return fields.field_types(client, object_type)
 
 
 @hookimpl
 def list_campaigns(connection: ConnectionView, client: VendorClient) -> list[Campaign]:
+    """The instance's campaigns, with their member counters."""
     return reads.list_campaigns(client)
 
 
@@ -87,6 +97,7 @@ def fetch_contacts(
     since: datetime | None,
     cursor: str | None,
 ) -> Page[Contact]:
+    """One page of contacts changed since ``since`` (``Person.Modified`` window), oldest first."""
     _contact_object(object_type)
     return reads.fetch_contacts(client, since, cursor, size=_page_size(connection))
 
@@ -95,6 +106,7 @@ def fetch_contacts(
 def fetch_companies(
     connection: ConnectionView, client: VendorClient, since: datetime | None, cursor: str | None
 ) -> Page[Company]:
+    """One page of changed accounts (a full scan on full syncs when meta offers no filter)."""
     return reads.fetch_companies(client, since, cursor, size=_page_size(connection))
 
 
@@ -102,6 +114,7 @@ def fetch_companies(
 def fetch_campaign_members(
     connection: ConnectionView, client: VendorClient, campaign_id: str, cursor: str | None
 ) -> Page[Contact]:
+    """One page of a campaign's contacts, members without email included."""
     return reads.fetch_campaign_members(client, campaign_id, cursor, size=_page_size(connection))
 
 
@@ -109,6 +122,7 @@ def fetch_campaign_members(
 def upsert_company(
     connection: ConnectionView, client: VendorClient, companies: Sequence[Company]
 ) -> list[RecordResult]:
+    """Find each account by exact name (created when missing); update only changed fields."""
     return writes.upsert_companies(client, companies)
 
 
@@ -116,6 +130,7 @@ def upsert_company(
 def upsert_contact(
     connection: ConnectionView, client: VendorClient, object_type: str, contacts: Sequence[Contact]
 ) -> list[RecordResult]:
+    """Find each contact by id or email (created under its account when missing); changed fields only."""
     _contact_object(object_type)
     return writes.upsert_contacts(connection, client, contacts)
 
@@ -124,12 +139,14 @@ def upsert_contact(
 def delete_contacts(
     connection: ConnectionView, client: VendorClient, object_type: str, remote_ids: Sequence[str]
 ) -> list[RecordResult]:
+    """Delete contacts; one already gone counts as deleted."""
     _contact_object(object_type)
     return writes.delete_contacts(client, remote_ids)
 
 
 @hookimpl
 def create_action(connection: ConnectionView, client: VendorClient, action: Action) -> RecordResult:
+    """Add an action titled from the template, the contact attached (always a new one)."""
     return writes.create_action(connection, client, action)
 
 
