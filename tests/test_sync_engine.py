@@ -166,3 +166,17 @@ def test_partial_batch_failure_is_logged_per_record(conn: Connection, sandbox: A
     sandbox.reset_calls()
     again = run_sync(conn.id, direction="to_crm")
     assert again.counts["crm"]["failed"] == 1 and again.counts["crm"]["created"] == 0
+
+
+def test_an_unmapped_connection_syncs_the_connector_presets(connection: Connection, sandbox: Any) -> None:
+    from leadbridge.models import FieldMapping
+
+    sandbox.add_contacts(2)
+    dry = run_sync(connection.id, dry_run=True)
+    assert dry.counts["hub"]["created"] == 2
+    assert db.session.execute(select(func.count(FieldMapping.id))).scalar_one() == 0  # dry run: nothing saved
+    run = run_sync(connection.id)
+    assert run.counts["hub"]["created"] == 2
+    objects = set(db.session.execute(select(FieldMapping.object_type)).scalars())
+    assert objects == {"contact", "company"}  # every object gets its presets, not just the first
+    assert db.session.execute(select(Contact.last_name).order_by(Contact.id)).scalars().all()[0]

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import Flask
+from sqlalchemy import select
 
 from ..app import get_plugins
 from ..connection_view import ConnectionView
@@ -15,10 +16,10 @@ from ..db import db
 from ..errors import ConfigError, TransientError
 from ..http import CallStats, VendorClient
 from ..metadata import ConnectorInfo, ObjectSpec
-from ..models import Connection
+from ..models import Connection, FieldMapping
 from ..plugins import Plugins
 from ..types import Direction, HubKind
-from .mappings import ObjectMappings, fetch_remote_fields, missing_remote_fields, resolve
+from .mappings import ObjectMappings, fetch_remote_fields, missing_remote_fields, preset_rows, resolve
 from .runlog import RunLog
 
 #: How often the engine re-sends an upsert batch after a transient failure (upserts are idempotent).
@@ -124,7 +125,22 @@ class RunContext:
         if cached is None:
             db.session.commit()
             fields = fetch_remote_fields(self.conn, spec.name, self.client)
-            cached = resolve(self.conn, spec, fields)
+            rows = None
+            if not db.session.execute(
+                select(FieldMapping.id)
+                .where(FieldMapping.connection_id == self.conn_id, FieldMapping.object_type == spec.name)
+                .limit(1)
+            ).first():
+                # An object nobody mapped yet syncs the connector's preset fields.
+                rows = preset_rows(self.conn, spec, fields)
+                if not self.dry_run:
+                    db.session.add_all(rows)
+                    db.session.commit()
+                    rows = None
+                    self.log.note(
+                        f"{spec.label}: default field mappings created from the connector's presets"
+                    )
+            cached = resolve(self.conn, spec, fields, rows)
             for gone in missing_remote_fields(self.conn, spec, fields):
                 self.log.note(
                     f"{spec.label}: mapped field {gone!r} no longer exists in {self.info.display_name}"

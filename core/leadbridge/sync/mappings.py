@@ -167,7 +167,6 @@ def default_mappings(connection: Connection, *, client: VendorClient | None = No
     before adding rows; the caller commits.
     """
     info = get_plugins().info(connection.plugin)
-    wanted = Direction(connection.direction)
     fetched: list[tuple[ObjectSpec, list[RemoteField]]] = []
     for spec in info.objects:
         if spec.hub_kind not in (HubKind.CONTACT, HubKind.COMPANY):
@@ -181,13 +180,32 @@ def default_mappings(connection: Connection, *, client: VendorClient | None = No
     }
     created: list[FieldMapping] = []
     for spec, fields in fetched:
-        for rf in fields:
-            if not rf.hub_field or (spec.name, rf.name) in existing:
-                continue
-            flow = _widest(wanted, spec.directions, rf)
-            if flow is None:
-                continue
-            row = FieldMapping(
+        for row in preset_rows(connection, spec, fields):
+            if (spec.name, row.remote_field) not in existing:
+                db.session.add(row)
+                created.append(row)
+    db.session.flush()
+    return created
+
+
+def preset_rows(
+    connection: Connection, spec: ObjectSpec, fields: Sequence[RemoteField]
+) -> list[FieldMapping]:
+    """Unsaved FieldMapping rows for the connector's presets of ``spec`` (invalid presets left out)."""
+    wanted = Direction(connection.direction)
+    rows: list[FieldMapping] = []
+    for rf in fields:
+        if not rf.hub_field:
+            continue
+        try:
+            hub_field_type(spec.hub_kind, rf.hub_field, rf.type)
+        except ConfigError:
+            continue  # a preset naming no hub field of this kind
+        flow = _widest(wanted, spec.directions, rf)
+        if flow is None:
+            continue
+        rows.append(
+            FieldMapping(
                 connection_id=connection.id,
                 object_type=spec.name,
                 hub_field=rf.hub_field,
@@ -197,10 +215,8 @@ def default_mappings(connection: Connection, *, client: VendorClient | None = No
                 value_map={},
                 locked=rf.required,
             )
-            db.session.add(row)
-            created.append(row)
-    db.session.flush()
-    return created
+        )
+    return rows
 
 
 def _widest(wanted: Direction, allowed: frozenset[Direction], rf: RemoteField) -> Direction | None:
@@ -217,19 +233,27 @@ def _widest(wanted: Direction, allowed: frozenset[Direction], rf: RemoteField) -
     return None
 
 
-def resolve(conn: Connection, spec: ObjectSpec, remote_fields: Sequence[RemoteField]) -> ObjectMappings:
-    """The connection's mappings of ``spec``, typed with the live remote fields.
+def resolve(
+    conn: Connection,
+    spec: ObjectSpec,
+    remote_fields: Sequence[RemoteField],
+    rows: Sequence[FieldMapping] | None = None,
+) -> ObjectMappings:
+    """The connection's mappings of ``spec`` (or ``rows``), typed with the live remote fields.
 
     Mappings whose remote field disappeared from the CRM are dropped (schema drift) instead of
     failing every push; the engine notes them in the run details.
     """
     remote = {f.name: f for f in remote_fields}
     result = ObjectMappings(spec=spec, remote=remote)
-    rows = db.session.execute(
-        select(FieldMapping)
-        .where(FieldMapping.connection_id == conn.id, FieldMapping.object_type == spec.name)
-        .order_by(FieldMapping.id)
-    ).scalars()
+    if rows is None:
+        rows = list(
+            db.session.execute(
+                select(FieldMapping)
+                .where(FieldMapping.connection_id == conn.id, FieldMapping.object_type == spec.name)
+                .order_by(FieldMapping.id)
+            ).scalars()
+        )
     for row in rows:
         rf = remote.get(row.remote_field)
         if rf is None:

@@ -303,10 +303,11 @@ def _attach_company(
     if company is None or not company.name:
         return
     row: HubCompany | None = None
+    link_row: HubCompany | None = None
     spec = ctx.company_spec()
     if company.remote_id and spec is not None:
         link = links.by_remote(ctx.conn_id, spec.name, str(company.remote_id))
-        row = db.session.get(HubCompany, link.hub_id) if link else None
+        row = link_row = db.session.get(HubCompany, link.hub_id) if link else None
     if row is None:
         row = db.session.execute(
             select(HubCompany).where(HubCompany.name_key == company_key(company.name)).limit(1)
@@ -317,10 +318,18 @@ def _attach_company(
         )
         db.session.add(row)
         db.session.flush()
-    if hub.company_id != row.id:
+    if hub.company_id == row.id:
+        return
+    if hub.company_id is not None and link_row is None:
+        current = db.session.get(HubCompany, hub.company_id)
+        if current is not None and current.name_key == row.name_key:
+            return  # a namesake: keep the company the contact already has
+    if hub.company_name != row.name:
         diff["company_name"] = [hub.company_name, row.name]
-        hub.company_id = row.id
-        hub.company_name = row.name
+    else:
+        diff["company_id"] = [hub.company_id, row.id]
+    hub.company_id = row.id
+    hub.company_name = row.name
 
 
 def store_company(

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, literal, or_, select, tuple_
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import aliased
 
-from ..db import UTCDateTime, db, utcnow
+from ..db import db, utcnow
 from ..errors import RecordError
 from ..metadata import ObjectSpec
 from ..models import Company as HubCompany
