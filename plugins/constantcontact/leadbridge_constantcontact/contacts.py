@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,7 @@ from .fields import (
     CustomFields,
     comparable,
     contact_from_cc,
+    create_body,
     custom_fields_for,
     next_link,
     problems,
@@ -111,13 +113,18 @@ def upsert_contacts(
         custom = custom_fields_for(client)
         list_id = ensure_list(connection, client)
         threshold = int(connection.setting("bulk_threshold", 50) or 50)
-        if len(todo) >= threshold:
+        # An import makes new people "implicit" (opted in): never import the unsubscribed.
+        singles = [t for t in todo if t[2].get("unsubscribed") is True]
+        many = [t for t in todo if t[2].get("unsubscribed") is not True]
+        if len(many) >= threshold:
             for (i, _, _), result in zip(
-                todo, bulk.import_contacts(client, todo, list_id, custom), strict=True
+                many, bulk.import_contacts(client, many, list_id, custom), strict=True
             ):
                 results[i] = result
         else:
-            for i, contact, values in todo:
+            singles = todo
+        if singles:
+            for i, contact, values in singles:
                 try:
                     results[i] = _write_one(client, contact, values, list_id, custom)
                 except RecordError as exc:
@@ -158,6 +165,8 @@ def _write_one(
                 ref=contact.ref,
                 remote_id=contact.remote_id,
             )
+    if values.get("unsubscribed") is True:
+        return _create_unsubscribed(client, contact, values, list_id, custom)
     body, needs_put = sign_up_body(values, list_id, custom)
     # An upsert by email: sending it twice changes nothing, so it may be retried.
     response = client.post("contacts/sign_up_form", json=body, idempotent=True)
@@ -169,6 +178,30 @@ def _write_one(
         if current is not None:
             _put_if_changed(client, current, values, custom)
     return RecordResult(outcome, ref=contact.ref, remote_id=remote_id, extra={"action": answer.get("action")})
+
+
+_OWNER = re.compile(r"contact ([0-9a-f-]{36})")
+
+
+def _create_unsubscribed(
+    client: VendorClient, contact: Contact, values: dict[str, Any], list_id: str, custom: CustomFields
+) -> RecordResult:
+    """Create a person as unsubscribed; when the email exists (409), unsubscribe that contact."""
+    response = client.post(
+        "contacts", json=create_body(values, list_id, custom), ok_statuses=frozenset({409})
+    )
+    if response.status_code == 201:
+        return RecordResult(Outcome.CREATED, ref=contact.ref, remote_id=str(response.json()["contact_id"]))
+    found = _OWNER.search(response.text)
+    current = _get(client, found.group(1)) if found else None
+    if current is None:
+        raise RecordError(f"Constant Contact refused the contact: {response.text[:200]}", code="409")
+    changed = _put_if_changed(client, current, values, custom)
+    return RecordResult(
+        Outcome.UPDATED if changed else Outcome.UNCHANGED,
+        ref=contact.ref,
+        remote_id=str(current["contact_id"]),
+    )
 
 
 def delete_contacts(client: VendorClient, remote_ids: Sequence[str]) -> list[RecordResult]:

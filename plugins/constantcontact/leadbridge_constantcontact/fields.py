@@ -163,6 +163,15 @@ def remote_fields(custom: CustomFields) -> list[RemoteField]:
     )
     fields.append(
         RemoteField(
+            "unsubscribed",
+            "Unsubscribed",
+            FieldType.BOOLEAN,
+            hub_field="unsubscribed",
+            vendor_type="permission_to_send",
+        )
+    )
+    fields.append(
+        RemoteField(
             "created_at",
             "Created",
             FieldType.DATETIME,
@@ -230,6 +239,7 @@ def contact_from_cc(raw: dict[str, Any], custom: CustomFields) -> Contact:
     fields["birthday_day"] = raw.get("birthday_day")
     fields["anniversary"] = _iso_date(raw.get("anniversary"))
     fields["permission_to_send"] = email_obj.get("permission_to_send")
+    fields["unsubscribed"] = email_obj.get("permission_to_send") == "unsubscribed"
     fields["created_at"] = raw.get("created_at")
     for cf in custom.by_id.values():
         fields[cf.remote_name] = None
@@ -340,7 +350,7 @@ def sign_up_body(values: dict[str, Any], list_id: str, custom: CustomFields) -> 
     for name in TOP_LEVEL_TEXT:
         if not _blank(values.get(name)):
             body[name] = str(values[name])
-    needs_put = False
+    needs_put = values.get("unsubscribed") is True
     phones = phones_of(values)
     if phones:
         body["phone_number"] = phones[0][1][:25]
@@ -373,7 +383,7 @@ def import_row(values: dict[str, Any], custom: CustomFields) -> dict[str, Any]:
     row: dict[str, Any] = {}
     known = custom.by_remote_name
     for name, value in values.items():
-        if _blank(value):
+        if _blank(value) or name == "unsubscribed":
             continue
         if name.startswith("cf:"):
             cf = known.get(name)
@@ -404,6 +414,9 @@ def put_body(current: dict[str, Any], values: dict[str, Any], custom: CustomFiel
     email_out: dict[str, Any] = {"address": address}
     if email_obj.get("permission_to_send"):
         email_out["permission_to_send"] = email_obj["permission_to_send"]
+    if values.get("unsubscribed") is True:
+        # Unsubscribing is allowed; the opposite is not (only the person can opt in again).
+        email_out["permission_to_send"] = "unsubscribed"
     body["email_address"] = email_out
     for name in _PUT_TOP:
         value = values[name] if name in values else current.get(name)
@@ -452,6 +465,13 @@ def put_body(current: dict[str, Any], values: dict[str, Any], custom: CustomFiel
             entries[cf.id] = entry
     body["custom_fields"] = list(entries.values())
     return body
+
+
+def create_body(values: dict[str, Any], list_id: str, custom: CustomFields) -> dict[str, Any]:
+    """A full ``POST /contacts`` body (used for people who must be created unsubscribed)."""
+    body = put_body({}, values, custom)
+    body.pop("update_source")
+    return {**body, "create_source": "Account", "list_memberships": [list_id]}
 
 
 def comparable(raw: dict[str, Any]) -> dict[str, Any]:

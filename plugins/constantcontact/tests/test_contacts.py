@@ -263,3 +263,38 @@ def test_hook_connector_sandbox_returns_a_new_sandbox_each_time(harness) -> None
     first = harness.plugins.call_plugin("constantcontact", "connector_sandbox")
     assert first is not harness.plugins.call_plugin("constantcontact", "connector_sandbox")
     assert first.contact_count() == 0
+
+
+def test_unsubscribes_travel_both_ways_and_never_opt_anyone_in(harness, sandbox) -> None:
+    # A person unsubscribed in leadbridge and unknown to Constant Contact is created unsubscribed.
+    [new] = upsert(harness, person("gone@example.com", unsubscribed=True))
+    assert new.outcome is Outcome.CREATED
+    assert sandbox.contacts[new.remote_id]["email_address"]["permission_to_send"] == "unsubscribed"
+    assert sandbox.count_calls("POST", "/v3/contacts/sign_up_form") == 0
+    # Known there (found through the 409 of a create): unsubscribed in place, other fields kept.
+    [cid] = sandbox.add_contacts(1)
+    email = sandbox.contacts[cid]["email_address"]["address"]
+    [known] = upsert(harness, person(email, "2", unsubscribed=True))
+    assert known.remote_id == cid and known.outcome is Outcome.UPDATED
+    stored = sandbox.contacts[cid]
+    assert stored["email_address"]["permission_to_send"] == "unsubscribed" and stored["last_name"]
+    # Read back as unsubscribed; a later "subscribed" value does not re-subscribe (only the person can).
+    records, _ = harness.fetch_all("contact")
+    assert all(r.fields["unsubscribed"] for r in records)
+    [again] = upsert(
+        harness, Contact(email=email, remote_id=cid, ref="2", fields={"email": email, "unsubscribed": False})
+    )
+    assert again.ok and sandbox.contacts[cid]["email_address"]["permission_to_send"] == "unsubscribed"
+
+
+def test_unsubscribed_people_are_kept_out_of_bulk_imports(harness, sandbox) -> None:
+    batch = [person(f"b{i}@example.com", str(i)) for i in range(55)]
+    batch.append(person("optout@example.com", "x", unsubscribed=True))
+    results = upsert(harness, *batch)
+    assert all(r.ok for r in results)
+    assert sandbox.count_calls("POST", "/v3/activities/contacts_json_import") == 1
+    assert (
+        sandbox.contact_by_email("optout@example.com")["email_address"]["permission_to_send"]
+        == "unsubscribed"
+    )
+    assert sandbox.contact_by_email("b1@example.com")["email_address"]["permission_to_send"] == "implicit"

@@ -135,3 +135,29 @@ def test_debug_mode_logs_the_requests_of_a_run_without_secrets(conn: Connection,
     for grant in sandbox.auth.access:
         assert grant not in text
     assert "sandbox-cc-secret" not in text
+
+
+def test_delete_policy_unsubscribe_marks_the_contact_unsubscribed_there(
+    conn: Connection, sandbox: Any
+) -> None:
+    doomed = hub_contact("leaver@example.com")
+    set_options(conn, delete_policy={"to_crm": "unsubscribe", "from_crm": "ignore"})
+    run_sync(conn.id, direction="to_crm")
+    db.session.delete(doomed)
+    db.session.commit()
+    run = run_sync(conn.id, direction="to_crm")
+    assert run.status == "succeeded", run.error
+    remote = sandbox.contact_by_email("leaver@example.com")
+    assert remote["email_address"]["permission_to_send"] == "unsubscribed" and not remote.get("deleted_at")
+
+
+def test_an_unsubscribe_in_constant_contact_reaches_the_hub(conn: Connection, sandbox: Any) -> None:
+    [cid] = sandbox.add_contacts(1)
+    run_sync(conn.id)
+    email_obj = sandbox.contacts[cid]["email_address"]
+    sandbox.edit_contact(cid, email_address={**email_obj, "permission_to_send": "unsubscribed"})
+    run = run_sync(conn.id)
+    assert run.status == "succeeded", run.error
+    hub = db.session.execute(select(Contact).where(Contact.email_key == email_obj["address"])).scalar_one()
+    assert hub.unsubscribed is True
+    assert sandbox.count_calls("PUT") == 0  # nothing was echoed back
