@@ -7,6 +7,7 @@ Public API (other parts of leadbridge code against these names):
 * :func:`export_run_csv` — a run's records as spreadsheet-safe CSV.
 * :func:`notify_contacts_changed` — debounced push after a form or API change.
 * :func:`default_mappings`, :func:`validate_mapping` — field mappings from presets / checked when saved.
+* :func:`receive_webhook` — verify and apply a webhook delivery (``POST /webhooks/<connection id>``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .export import export_run_csv, export_runs_csv
 from .mappings import default_mappings, validate_mapping
 from .notify import notify_contacts_changed
 from .runner import execute, resolve_connection, run_sync, start_run, wait_for_runs
+from .webhooks import receive_webhook
 
 _changes.install()
 
@@ -27,6 +29,7 @@ __all__ = [
     "export_runs_csv",
     "import_campaign",
     "notify_contacts_changed",
+    "receive_webhook",
     "resolve_connection",
     "run_sync",
     "send_contacts",

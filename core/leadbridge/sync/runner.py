@@ -37,7 +37,7 @@ from .runlog import Progress, RunLog, empty_counts
 log = logging.getLogger(__name__)
 
 THREADS_KEY = "leadbridge.run_threads"
-Body = Callable[[RunContext], None]
+Body = Callable[[RunContext, dict[str, Any]], None]
 
 
 def resolve_connection(ref: int | str) -> Connection:
@@ -101,8 +101,11 @@ def run_sync(
     return execute(run.id, progress=progress)
 
 
-def execute(run_id: int, *, progress: Progress | None = None) -> SyncRun:
-    """Execute a queued run (``details["mode"]``: ``sync`` (default), ``send`` or ``import``)."""
+def execute(run_id: int, *, progress: Progress | None = None, body: Body | None = None) -> SyncRun:
+    """Execute a queued run (``details["mode"]``: ``sync`` (default), ``send`` or ``import``).
+
+    ``body`` replaces the mode's work (webhook deliveries carry their events in memory).
+    """
     run = db.session.get(SyncRun, run_id)
     if run is None:
         raise ConfigError(f"no run #{run_id}")
@@ -130,6 +133,7 @@ def execute(run_id: int, *, progress: Progress | None = None) -> SyncRun:
             details,
             progress,
             heartbeat=(lambda: locks.heartbeat(lock_name, owner)) if locked else None,
+            body=body,
         )
     finally:
         if locked:
@@ -158,6 +162,7 @@ def _execute(
     progress: Progress | None,
     *,
     heartbeat: Callable[[], Any] | None,
+    body: Body | None = None,
 ) -> SyncRun:
     run = db.session.get(SyncRun, run_id)
     assert run is not None
@@ -188,7 +193,7 @@ def _execute(
             dry_run=run.dry_run,
             full=bool(details.get("full")),
         )
-        BODIES[mode](ctx, details)
+        (body or BODIES[mode])(ctx, details)
         status = "partial" if runlog.failed else "succeeded"
     except QuotaExhausted as exc:
         status, error = "paused", str(exc)

@@ -1,0 +1,69 @@
+"""Webhook deliveries: verified by the connector, de-duplicated, applied like a pull, logged as a run.
+
+Each event's vendor delivery id is stored (``WebhookDelivery``) in the same transaction as its hub
+writes, so a re-delivered event changes nothing. An event older than what the hub already stored
+from that record (out of order) is ignored by the same rule the pull uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..app import get_plugins
+from ..connections import client_for, view
+from ..db import db
+from ..errors import ConfigError
+from ..models import SyncRun, WebhookDelivery
+from ..types import HubKind, Outcome, WebhookEvent, WebhookRequest
+from .context import RunContext
+from .pull import store_company, store_contact
+from .runner import create_run, execute, resolve_connection
+
+
+def receive_webhook(connection_id: int, request: WebhookRequest) -> SyncRun:
+    """Verify a delivery with the connector's ``handle_webhook`` and apply its events.
+
+    :raises AuthError: the delivery failed verification (answer 401; nothing was stored).
+    :returns: the finished run (trigger ``webhook``) with one record per applied event.
+    """
+    conn = resolve_connection(connection_id)
+    conn_id = conn.id
+    db.session.commit()
+    events: list[WebhookEvent] = (
+        get_plugins().call(view(conn), "handle_webhook", client=client_for(conn), request=request) or []
+    )
+    run = create_run(
+        conn_id, trigger="webhook", direction="from_crm", details={"mode": "webhook", "events": len(events)}
+    )
+    db.session.commit()
+
+    def apply(ctx: RunContext, details: dict[str, Any]) -> None:
+        for event in events:
+            _apply_event(ctx, event)
+            ctx.log.advance()
+            ctx.log.checkpoint()  # the delivery id and its hub writes commit together
+
+    return execute(run.id, body=apply)
+
+
+def _apply_event(ctx: RunContext, event: WebhookEvent) -> None:
+    if db.session.get(WebhookDelivery, (ctx.conn_id, event.event_id)) is not None:
+        ctx.log.add("hub", event.object_type, Outcome.UNCHANGED)
+        return
+    db.session.add(WebhookDelivery(connection_id=ctx.conn_id, event_id=event.event_id))
+    try:
+        spec = ctx.info.object(event.object_type)
+    except ConfigError:
+        ctx.log.note(f"webhook event for unknown object {event.object_type!r} ignored")
+        return
+    rules = ctx.mappings(spec).items
+    if event.contact is not None and spec.hub_kind is HubKind.CONTACT:
+        if event.kind in ("delete", "deleted"):
+            event.contact.deleted = True
+        store_contact(ctx, spec, rules, event.contact)
+    elif event.company is not None and spec.hub_kind is HubKind.COMPANY:
+        if event.kind in ("delete", "deleted"):
+            event.company.deleted = True
+        store_company(ctx, spec, rules, event.company)
+    if ctx.dry_run:
+        db.session.rollback()
