@@ -88,7 +88,11 @@ class Contact(TimestampMixin, db.Model):  # type: ignore[name-defined,misc]
         back_populates="contact", cascade="all, delete-orphan"
     )
 
-    __table_args__ = (Index("ix_contact_name", "last_name", "first_name"),)
+    __table_args__ = (
+        Index("ix_contact_name", "last_name", "first_name"),
+        # The panel's name search matches first names by prefix too (fast at 100,000 contacts).
+        Index("ix_contact_first_name", "first_name"),
+    )
 
     def set_email(self, email: str | None) -> None:
         """Set the email; its matching key follows (also when ``email`` is assigned directly)."""
@@ -275,7 +279,11 @@ class SyncRecord(db.Model):  # type: ignore[name-defined,misc]
 
     run: Mapped[SyncRun] = relationship(back_populates="records")
 
-    __table_args__ = (Index("ix_sync_record_run_side_outcome", "run_id", "side", "outcome"),)
+    __table_args__ = (
+        Index("ix_sync_record_run_side_outcome", "run_id", "side", "outcome"),
+        # A contact's sync history in the panel.
+        Index("ix_sync_record_hub_id", "hub_id"),
+    )
 
 
 class DebugEntry(db.Model):  # type: ignore[name-defined,misc]

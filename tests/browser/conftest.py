@@ -18,8 +18,13 @@ from werkzeug.serving import make_server
 
 CHROMIUM = os.environ.get("LEADBRIDGE_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
@@ -62,14 +67,21 @@ def live_server(app: Flask) -> Iterator[str]:
 
 @pytest.fixture
 def page(browser: Any, live_server: str) -> Iterator[Any]:
-    context = browser.new_context(base_url=live_server, viewport={"width": 1360, "height": 860},
-                                  accept_downloads=True)
+    context = browser.new_context(
+        base_url=live_server, viewport={"width": 1360, "height": 860}, accept_downloads=True
+    )
     tab = context.new_page()
     tab.set_default_timeout(20_000)
     errors: list[str] = []
     # HTTP error statuses (a refused login answers 401) are expected; script and CSP errors are not.
-    tab.on("console", lambda msg: errors.append(msg.text)
-           if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)
+    tab.on(
+        "console",
+        lambda msg: (
+            errors.append(msg.text)
+            if msg.type == "error" and not msg.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
     yield tab
     context.close()
@@ -85,7 +97,10 @@ def shot() -> Any:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         # Full page, cut at 1800 px so long record lists stay readable.
         height = min(1800, int(page.evaluate("document.documentElement.scrollHeight")))
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True,
-                        clip={"x": 0, "y": 0, "width": 1360, "height": height})
+        page.screenshot(
+            path=str(SCREENSHOTS / f"{name}.png"),
+            full_page=True,
+            clip={"x": 0, "y": 0, "width": 1360, "height": height},
+        )
 
     return save

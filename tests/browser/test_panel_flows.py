@@ -4,6 +4,7 @@ contacts and importing a list; each main screen is saved under docs/screenshots/
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -102,7 +103,7 @@ def test_connect_map_sync_log_send_import(
     assert page.locator("table.records tbody tr").count() > 0
     with page.expect_download() as download_info:
         page.click(".page-head a:has-text('Download CSV')")
-    csv_text = open(download_info.value.path(), encoding="utf-8").read()
+    csv_text = Path(download_info.value.path()).read_text(encoding="utf-8")
     assert csv_text.splitlines()[0].lower().count(",") >= 3
     page.click("text=Debug log")
     assert page.locator(".debug-entry").count() > 0

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, and_, exists, func, or_, select
 
@@ -61,12 +62,20 @@ def filtered_contacts(args: Any) -> tuple[Select[tuple[Contact]], dict[str, Any]
     return query, f
 
 
-def keyset(query: Select[Any], id_col: Any) -> tuple[list[Any], int | None, int | None]:
-    """One page of ``query`` newest first, with ``before``/``after`` cursors on the id (no OFFSET)."""
+def keyset(
+    query: Select[Any], id_col: Any, *, searching: bool = False
+) -> tuple[list[Any], int | None, int | None]:
+    """One page of ``query`` newest first, with ``before``/``after`` cursors on the id (no OFFSET).
+
+    ``searching``: the filter is a selective indexed search. Sorting by ``id + 0`` keeps SQLite from
+    walking the primary key newest-first and testing every row (slow when few rows match); it then
+    uses the search indexes and sorts only the matches.
+    """
     before, after = int_arg("before"), int_arg("after")
+    sort_key = id_col + 0 if searching else id_col
     if after:
         rows = list(
-            db.session.execute(query.where(id_col > after).order_by(id_col.asc()).limit(PAGE + 1)).scalars()
+            db.session.execute(query.where(id_col > after).order_by(sort_key.asc()).limit(PAGE + 1)).scalars()
         )
         has_newer = len(rows) > PAGE
         rows = list(reversed(rows[:PAGE]))
@@ -74,10 +83,27 @@ def keyset(query: Select[Any], id_col: Any) -> tuple[list[Any], int | None, int 
         return rows, (rows[0].id if has_newer and rows else None), older
     if before:
         query = query.where(id_col < before)
-    rows = list(db.session.execute(query.order_by(id_col.desc()).limit(PAGE + 1)).scalars())
+    rows = list(db.session.execute(query.order_by(sort_key.desc()).limit(PAGE + 1)).scalars())
     has_older = len(rows) > PAGE
     rows = rows[:PAGE]
     return rows, (rows[0].id if before and rows else None), (rows[-1].id if has_older and rows else None)
+
+
+CACHE_KEY = "leadbridge.contacts_page_cache"
+#: Seconds the contact total and status options may be stale (each costs a scan at 100,000 contacts).
+CACHE_SECONDS = 15.0
+
+
+def cached(name: str, compute: Any) -> Any:
+    """A value shared by the requests of this process for :data:`CACHE_SECONDS`."""
+    store: dict[str, tuple[float, Any]] = current_app.extensions.setdefault(CACHE_KEY, {})
+    hit = store.get(name)
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < float(current_app.config.get("PANEL_CACHE_SECONDS", CACHE_SECONDS)):
+        return hit[1]
+    value = compute()
+    store[name] = (now, value)
+    return value
 
 
 def send_targets() -> list[Connection]:
@@ -95,24 +121,30 @@ def send_targets() -> list[Connection]:
 @bp.get("/contacts")
 def index() -> ResponseReturnValue:
     query, f = filtered_contacts(request.args)
-    contacts, newer, older = keyset(query, Contact.id)
-    statuses = [
-        s
-        for (s,) in db.session.execute(
-            select(Contact.status)
-            .where(Contact.status.is_not(None))
-            .distinct()
-            .order_by(Contact.status)
-            .limit(50)
-        )
-    ]
+    contacts, newer, older = keyset(query, Contact.id, searching=bool(f["q"]))
+    statuses = cached(
+        "statuses",
+        lambda: [
+            s
+            for (s,) in db.session.execute(
+                select(Contact.status)
+                .where(Contact.status.is_not(None))
+                .distinct()
+                .order_by(Contact.status)
+                .limit(50)
+            )
+        ],
+    )
     lists = list(db.session.execute(select(ContactList).order_by(ContactList.name)).scalars())
     company = db.session.get(Company, f["company"]) if f["company"] else None
     total = None
     if not any(f.values()):
-        total = db.session.execute(
-            select(func.count(Contact.id)).where(Contact.deleted_at.is_(None))
-        ).scalar_one()
+        total = cached(
+            "total",
+            lambda: db.session.execute(
+                select(func.count(Contact.id)).where(Contact.deleted_at.is_(None))
+            ).scalar_one(),
+        )
     return render_template(
         "contacts/index.html",
         contacts=contacts,
