@@ -14,7 +14,7 @@ from datetime import datetime
 import requests
 from leadbridge import hookimpl
 from leadbridge.connection_view import ConnectionView
-from leadbridge.errors import ConfigError, ConnectionDisabled, LeadbridgeError
+from leadbridge.errors import ConfigError, LeadbridgeError
 from leadbridge.http import VendorClient
 from leadbridge.metadata import ConnectorInfo
 from leadbridge.sandbox import Sandbox
@@ -54,12 +54,8 @@ def connector_sandbox() -> Sandbox:
 def api_base_url(connection: ConnectionView) -> str:
     """``https://online.planmill.com/<instance>/api/1.5/`` (or the checked self-hosted server).
 
-    :raises ConnectionDisabled: the connection's own "Enabled" setting is off.
     :raises ConfigError: a bad instance name or a non-public self-hosted server.
     """
-    if connection.setting("enabled", True) is False:
-        # The brief's own "Enabled" switch: off means nothing reaches PlanMill.
-        raise ConnectionDisabled("the PlanMill integration is switched off in its settings")
     return urls.api_base(connection)
 
 

@@ -23,13 +23,8 @@ LOGO_SVG = (
 BOTH = frozenset({Direction.TO_CRM, Direction.FROM_CRM, Direction.BOTH})
 
 SETTINGS = (
-    Setting(
-        "enabled",
-        "Enabled",
-        SettingType.BOOLEAN,
-        default=True,
-        help="Whether the PlanMill integration is enabled.",
-    ),
+    # "Enabled" is the connection's own on/off switch (checked by the core on every call), not a
+    # setting: a second flag could disagree with it.
     Setting(
         "instance",
         "Instance name",

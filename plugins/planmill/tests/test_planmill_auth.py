@@ -70,11 +70,8 @@ def test_a_token_past_its_lifetime_is_renewed_before_use(
     assert not [c for c in pm.calls if c.status in (400, 401)]
 
 
-def test_the_enabled_setting_switches_the_connector_off(
-    app_ctx: Flask, make_connection, pm: PlanMillSandbox
-) -> None:
-    settings, secrets = pm.connection_settings("")
-    conn = make_connection({**settings, **secrets, "enabled": False})
+def test_a_disabled_connection_sends_nothing(app_ctx: Flask, make_connection, pm: PlanMillSandbox) -> None:
+    conn = make_connection(enabled=False)  # the brief's "Enabled" is the connection's own switch
     with pytest.raises(ConnectionDisabled):
-        client_for(conn)
+        get_plugins().call(view(conn), "list_campaigns", client=client_for(conn))
     assert pm.calls == []

@@ -22,7 +22,7 @@ def _view(**settings: object) -> ConnectionView:
 def test_settings_schema_flags_the_secret_and_documents_placeholders() -> None:
     assert INFO.secret_names == {"client_secret"}
     names = [s.name for s in INFO.settings]
-    assert names[:5] == ["enabled", "instance", "client_id", "client_secret", "action_title"]
+    assert names[:4] == ["instance", "client_id", "client_secret", "action_title"]
     title = next(s for s in INFO.settings if s.name == "action_title")
     assert "{company}" in title.help and "{first_name}" in title.help
 
@@ -38,8 +38,7 @@ def test_instance_names_outside_the_pattern_are_refused(instance: str) -> None:
 
 
 def test_cloud_urls_come_from_the_fixed_template() -> None:
-    cleaned = validate_settings(INFO, GOOD)
-    assert cleaned["enabled"] is True
+    validate_settings(INFO, GOOD)
     assert api_base(_view()) == "https://online.planmill.com/acme/api/1.5/"
     assert token_url(_view()) == "https://online.planmill.com/acme/api/oauth2/token"
 

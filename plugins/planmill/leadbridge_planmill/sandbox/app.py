@@ -187,7 +187,6 @@ class PlanMillSandbox(Sandbox):
     def connection_settings(self, base_url: str) -> tuple[dict[str, Any], dict[str, str]]:
         return (
             {
-                "enabled": True,
                 "instance": self.instance,
                 "client_id": self.client_id,
                 "action_title": "Sent from leadbridge ({company})",
