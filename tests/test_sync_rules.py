@@ -256,3 +256,51 @@ def test_debug_mode_records_redacted_exchanges(conn: Connection, sandbox: Any) -
     for entry in entries:
         assert secret not in (entry.request or "") and secret not in (entry.response or "")
         assert "Bearer ex_" not in (entry.request or "")
+
+
+def test_send_goes_on_when_one_batch_hits_an_outage(conn: Connection, sandbox: Any) -> None:
+    ids = []
+    for i in range(150):
+        c = Contact(first_name="Out", last_name=f"Age {i}")
+        c.set_email(f"outage{i}@example.org")
+        db.session.add(c)
+        db.session.flush()
+        ids.append(c.id)
+    db.session.commit()
+    sandbox.fail_next(503, times=10, path_prefix="/api/contacts/batch")
+    run = send_contacts(conn.id, ids, with_action=False)
+    assert run.status == "partial"
+    assert run.counts["crm"]["failed"] == 100 and run.counts["crm"]["created"] == 50
+    assert sandbox.contact_count() == 50
+
+
+def test_value_map_translates_options_both_ways(conn: Connection, sandbox: Any) -> None:
+    from leadbridge.models import FieldMapping
+
+    mapping = db.session.execute(
+        select(FieldMapping).where(FieldMapping.object_type == "contact", FieldMapping.hub_field == "status")
+    ).scalar_one()
+    mapping.value_map = {"customer": "customer", "marketing_qualified": "lead", "subscriber": "subscriber"}
+    db.session.commit()
+    contact = Contact(first_name="Val", last_name="Map", status="marketing_qualified")
+    contact.set_email("valuemap@example.org")
+    db.session.add(contact)
+    db.session.commit()
+    run_sync(conn.id)
+    remote = sandbox.find_contact("valuemap@example.org")
+    assert remote["lifecycle_stage"] == "lead"
+    remote_edit(sandbox, remote["id"], lifecycle_stage="customer")
+    run_sync(conn.id)
+    assert db.session.execute(select(Contact.status)).scalar_one() == "customer"
+
+
+def test_first_run_honours_sync_records_from(conn: Connection, sandbox: Any) -> None:
+    sandbox.set_now(datetime(2020, 1, 1, tzinfo=UTC))
+    sandbox.add_contacts(2)  # changed long ago
+    sandbox.set_now(None)
+    sandbox.add_contacts(1)
+    row = db.session.get(Connection, conn.id)
+    row.sync_from = datetime(2025, 1, 1, tzinfo=UTC)
+    db.session.commit()
+    run = run_sync(conn.id, direction="from_crm")
+    assert run.counts["hub"]["created"] == 1

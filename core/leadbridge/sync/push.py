@@ -16,7 +16,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import aliased
 
 from ..db import db, utcnow
-from ..errors import RecordError
+from ..errors import RecordError, TransientError
 from ..metadata import ObjectSpec
 from ..models import Company as HubCompany
 from ..models import Contact as HubContact
@@ -315,7 +315,7 @@ def push_contacts(
             if company_changed:
                 out.diff["company"] = [out.last.get(COMPANY_KEY), out.company_name]
             batch.append(out)
-        _send(ctx, spec, batch)
+        _send(ctx, spec, batch, tolerant=contact_ids is not None)
         if with_action:
             create_actions(ctx, [o for o in batch if o.result is not None and o.result.ok])
         ctx.log.checkpoint()
@@ -401,7 +401,7 @@ def _pair(payload: list[Any], results: list[RecordResult]) -> list[tuple[Any, Re
     return paired
 
 
-def _send(ctx: RunContext, spec: ObjectSpec, batch: list[Outgoing]) -> None:
+def _send(ctx: RunContext, spec: ObjectSpec, batch: list[Outgoing], *, tolerant: bool = False) -> None:
     todo = [o for o in batch if o.result is None]
     if not todo:
         return
@@ -436,7 +436,10 @@ def _send(ctx: RunContext, spec: ObjectSpec, batch: list[Outgoing]) -> None:
         results: list[RecordResult] = ctx.call_write(
             "upsert_contact", object_type=spec.name, contacts=payload
         )
-    except RecordError as exc:
+    except (RecordError, TransientError) as exc:
+        if isinstance(exc, TransientError) and (not tolerant or type(exc) is not TransientError):
+            raise  # a scheduled run stops and resumes from its checkpoint; quotas pause it
+        # An explicit send: this batch failed, the other contacts still go.
         results = [
             RecordResult(Outcome.FAILED, ref=c.ref, reason=exc.message, code=exc.code) for c in payload
         ]
@@ -554,7 +557,10 @@ def create_actions(ctx: RunContext, sent: list[Outgoing]) -> None:
         db.session.commit()
         try:
             result: RecordResult = ctx.call("create_action", action=action)
-        except RecordError as exc:
+        except (RecordError, TransientError) as exc:
+            if isinstance(exc, TransientError) and type(exc) is not TransientError:
+                raise
+            # Actions are events, never re-sent (a lost answer must not make two): logged as failed.
             result = RecordResult(Outcome.FAILED, ref=action.ref, reason=exc.message, code=exc.code)
         ctx.log.add(
             "crm",
