@@ -150,6 +150,7 @@ def test_connections_test_succeeds_and_fails_with_the_reason(
     "username, password, message",
     [
         ("admin", "short", "password: at least 10 characters"),
+        ("admin", "aaaaaaaaaaaaaaaa", "password: too repetitive"),
         ("no spaces allowed", "long-enough-password", "username: 2-150 letters"),
         ("x", "long-enough-password", "username: 2-150 letters"),
     ],

@@ -41,6 +41,7 @@ TEST_PLUGINS = {
     "name_mismatch": "lb_name_mismatch",
     "incompatible": "lb_incompatible",
     "misspelled": "lb_misspelled",
+    "bad_signature": "lb_bad_signature",
     "recorder": "lb_recorder",
 }
 BROKEN = {
@@ -49,6 +50,7 @@ BROKEN = {
     "name_mismatch": "connector name 'some_other_name' differs from its entry point 'name_mismatch'",
     "incompatible": "needs leadbridge>=99, this is",
     "misspelled": "unknown hook 'upsert_contcat' (misspelled?)",
+    "bad_signature": "Argument(s) {'dry_run'} are declared in the hookimpl but can not be found",
 }
 
 

@@ -23,12 +23,19 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+def check_password(password: str) -> None:
+    """Refuse passwords that are too short or trivially guessable; :class:`ConfigError` says why."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ConfigError(f"password: at least {MIN_PASSWORD_LENGTH} characters")
+    if len(set(password)) < 4:
+        raise ConfigError("password: too repetitive (use at least 4 different characters)")
+
+
 def create_user(username: str, password: str, *, is_admin: bool = True) -> User:
     username = username.strip()
     if not re.fullmatch(r"[A-Za-z0-9_.@+-]{2,150}", username):
         raise ConfigError("username: 2-150 letters, digits or _ . @ + -")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise ConfigError(f"password: at least {MIN_PASSWORD_LENGTH} characters")
+    check_password(password)
     if db.session.execute(select(User.id).where(User.username == username)).first():
         raise ConfigError(f"user {username!r} already exists")
     user = User(username=username, password_hash=hash_password(password), is_admin=is_admin)
