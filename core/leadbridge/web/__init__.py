@@ -30,6 +30,7 @@ def init_app(app: Flask) -> None:
         settings_pages,
         syncsettings,
         util,
+        webhooks,
     )
 
     security.init_app(app)
@@ -47,6 +48,9 @@ def init_app(app: Flask) -> None:
         settings_pages,
     ):
         app.register_blueprint(module.bp)
+    app.register_blueprint(webhooks.bp)
     app.register_blueprint(api.bp)
+    # Not browser forms: each authenticates its own way (bearer token, form token, vendor signature).
     security.csrf.exempt(api.bp)
-    security.csrf.exempt(forms.submit)  # authenticated by the form's token, posted from other sites
+    security.csrf.exempt(forms.submit)
+    security.csrf.exempt(webhooks.receive)

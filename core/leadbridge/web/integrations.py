@@ -170,6 +170,11 @@ def settings(conn_id: int) -> ResponseReturnValue:
         rows=_settings_rows(info, conn, submitted),
         AuthKind=AuthKind,
         connected=load_credentials(conn) is not None,
+        webhook_url=(
+            str(current_app.config["HUB_URL"]).rstrip("/") + url_for("webhooks.receive", conn_id=conn.id)
+            if get_plugins().implements(conn.plugin, "handle_webhook")
+            else None
+        ),
     ), (400 if problems else 200)
 
 
