@@ -118,12 +118,25 @@ def convert(value: Any, source: FieldType, target: FieldType) -> Any:
     """
     if value is None:
         return None
+    if source is target and _canonical(value, target):
+        return value  # the common case (text to text, int to number): nothing to do
     if compatibility(source, target) == "refused":
         raise ConversionError(compatibility_reason(source, target) or "refused", code="type_mismatch")
     value = validate(value, source)
     if value is None:
         return None
     return _to(target, value, source=source)
+
+
+def _canonical(value: Any, type_: FieldType) -> bool:
+    kind = type(value)
+    if type_ in (F.TEXT, F.TEXTAREA, F.SELECT):
+        return kind is str
+    if type_ is F.NUMBER:
+        return kind is int
+    if type_ is F.BOOLEAN:
+        return kind is bool
+    return False
 
 
 def _guess(value: Any) -> FieldType:
