@@ -13,7 +13,7 @@ import requests
 from flask import Flask
 from leadbridge.connections import client_for
 from leadbridge.db import db
-from leadbridge.errors import AuthError, NeedsReconnect, TransientError
+from leadbridge.errors import AuthError, NeedsReconnect, RateLimited, TransientError
 from leadbridge.http import CallStats, VendorClient
 from leadbridge.models import Connection, DebugEntry
 from leadbridge_example.sandbox import ExampleSandbox
@@ -118,6 +118,30 @@ def test_token_bucket_429_carries_retry_after_and_is_not_hammered(
     limited = next(c for c in sandbox.calls if c.status == 429)
     assert limited.path == "/api/fields"
     assert _gap_after(sandbox, 429) >= 0.9
+
+
+def test_a_retry_after_beyond_the_cap_is_raised_not_slept(
+    connection: Connection, sandbox: ExampleSandbox
+) -> None:
+    client = logged_in(connection)
+    sandbox.fail_next(429, headers={"Retry-After": "3600"}, path_prefix="/api/fields")
+    with pytest.raises(RateLimited) as caught:
+        client.get("api/fields")
+    assert caught.value.retry_after == 3600
+    assert calls(sandbox, "/api/fields") == 1
+
+
+def test_rate_limit_headers_pace_calls_before_the_vendor_refuses(
+    connection: Connection, sandbox: ExampleSandbox
+) -> None:
+    sandbox.rate_limit = (3, 1.0)  # three calls per second, announced in X-RateLimit-* headers
+    sandbox._bucket_tokens = 3.0
+    client = logged_in(connection)
+    for _ in range(6):
+        assert client.get("api/fields").status_code == 200
+    assert sandbox.rate_limited_count == 0  # slowed down by the headers, never refused
+    assert client.stats.rate_limited == 0
+    assert client.pacer.waited > 0
 
 
 # -- connection resets ------------------------------------------------------------------------------
