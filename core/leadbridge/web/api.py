@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..app import get_plugins
 from ..db import db, utcnow
+from ..errors import LeadbridgeError
 from ..models import (
     ApiToken,
     Company,
@@ -492,13 +493,17 @@ def runs_start(connection_id: int) -> ResponseReturnValue:
     except engine.EngineUnavailable as exc:
         raise ApiError(503, str(exc)) from None
     db.session.commit()
-    run_id = start_run(
-        conn.id,
-        trigger="api",
-        direction=data.get("direction"),
-        dry_run=bool(data.get("dry_run")),
-        full=bool(data.get("full")),
-    )
+    try:
+        run_id = start_run(
+            conn.id,
+            trigger="api",
+            direction=data.get("direction"),
+            dry_run=bool(data.get("dry_run")),
+            full=bool(data.get("full")),
+        )
+    except LeadbridgeError as exc:
+        db.session.rollback()
+        raise ApiError(409, str(exc)) from None
     return jsonify(run_id=int(run_id)), 202
 
 

@@ -10,6 +10,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 
 from ..db import db
+from ..errors import LeadbridgeError
 from ..models import Connection
 from ..types import Direction
 from . import engine
@@ -142,7 +143,8 @@ def run_now(conn_id: int) -> ResponseReturnValue:
     try:
         start_run = engine.require("start_run")
         run_id = start_run(conn.id, trigger="manual", dry_run=dry_run, full=full)
-    except engine.EngineUnavailable as exc:
+    except (engine.EngineUnavailable, LeadbridgeError) as exc:
+        db.session.rollback()
         flash(str(exc), "error")
         return redirect(url_for("syncsettings.sync_settings", conn_id=conn.id))
     return redirect(url_for("runs.show", run_id=int(run_id)))
