@@ -165,7 +165,7 @@ class PlanMillSandbox(Sandbox):
         self.refresh_tokens: dict[tuple[str, int], str] = {}
         self.codes: dict[str, tuple[str, str]] = {}
         self.grants = 0
-        self._search_cache: dict[int, tuple[tuple[Any, ...], str]] = {}
+        self._search_cache: dict[int, str] = {}
         self._expire_countdown: int | None = None
         self.hidden_fields: dict[str, set[str]] = {}
         self.no_access: set[tuple[str, int]] = set()
@@ -654,6 +654,7 @@ class PlanMillSandbox(Sandbox):
                 self.members[int(campaign)].add(rid)
             row.update(body)
             row["modified"] = format_dt(self.clock())
+            self._search_cache.pop(id(row), None)
             if res == "contacts" and "account" in body:
                 row["accountName"] = self.records["accounts"][int(body["account"])]["name"]
 
@@ -670,7 +671,7 @@ class PlanMillSandbox(Sandbox):
             if (res, ident) in self.no_access:
                 raise PlanMillError(401, "No rights to see this item", "00401")
             if request.method == "DELETE":
-                del self.records[res][ident]
+                self._search_cache.pop(id(self.records[res].pop(ident)), None)
                 for members in self.members.values():
                     members.discard(ident)
                 return Response(status=204)
@@ -740,14 +741,12 @@ class PlanMillSandbox(Sandbox):
         return rows
 
     def _search_text(self, row: dict[str, Any]) -> str:
-        """The searchable columns of a row, case-folded; cached per row version (10k-row benches)."""
-        stamp = (id(row), row.get("modified"), *(row.get(c) for c in SEARCH_COLUMNS))
-        cached = self._search_cache.get(id(row))
-        if cached is None or cached[0] != stamp:
+        """The searchable columns of a row, case-folded; cached until the row is written again."""
+        text = self._search_cache.get(id(row))
+        if text is None:
             text = "\x00".join(str(row.get(c) or "").casefold() for c in SEARCH_COLUMNS)
-            cached = (stamp, text)
-            self._search_cache[id(row)] = cached
-        return cached[1]
+            self._search_cache[id(row)] = text
+        return text
 
     def _int_arg(self, name: str) -> int:
         try:
