@@ -14,8 +14,9 @@ from flask import Flask
 from leadbridge.connections import client_for
 from leadbridge.db import db
 from leadbridge.errors import AuthError, NeedsReconnect, RateLimited, TransientError
-from leadbridge.http import CallStats, VendorClient
+from leadbridge.http import AuthManager, CallStats, VendorClient
 from leadbridge.models import Connection, DebugEntry
+from leadbridge.types import Credentials
 from leadbridge_example.sandbox import ExampleSandbox
 from sqlalchemy import select
 
@@ -299,6 +300,23 @@ def test_refresh_token_rotation_is_saved(connection: Connection, sandbox: Exampl
     stored = db.session.get(Connection, connection.id)
     assert stored is not None
     assert client_for(stored).get("api/fields").status_code == 200
+
+
+def test_a_connector_that_needs_no_login_is_asked_once() -> None:
+    """``authenticate`` may answer ``None`` (headers from settings): no reason to call it per request."""
+    asked: list[Credentials | None] = []
+    saved: list[Credentials | None] = []
+
+    def authenticate(previous: Credentials | None) -> Credentials | None:
+        asked.append(previous)
+        return None
+
+    auth = AuthManager(authenticate, load=lambda: None, save=saved.append, lock_key=("no-login", id(asked)))
+    assert auth.headers() == {}
+    assert auth.headers() == {}
+    assert len(asked) == 1 and saved == [None]
+    auth.token_rejected({})  # a 401 still asks once more
+    assert len(asked) == 2
 
 
 # -- redaction ----------------------------------------------------------------------------------------

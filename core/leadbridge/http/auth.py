@@ -50,12 +50,16 @@ class AuthManager:
         self._renew_lock = renew_lock
         self.credentials: Credentials | None = load()
         self.renewals = 0
+        # authenticate() answered None ("no login needed"): don't ask again before every request.
+        self._needs_no_login = False
         if self.credentials is not None:
             known_secrets.add(self.credentials.access_token, self.credentials.refresh_token)
 
     def headers(self) -> dict[str, str]:
         """Headers for the next request, renewing first when missing or about to expire."""
         creds = self.credentials
+        if creds is None and self._needs_no_login:
+            return {}
         if creds is None or _expiring(creds):
             creds = self._renew(seen=creds, force=False)
         return dict(creds.headers) if creds else {}
@@ -84,6 +88,7 @@ class AuthManager:
             # Saved before anyone uses it: a rotated refresh token must never be lost.
             self._save(fresh)
             self.credentials = fresh
+            self._needs_no_login = fresh is None
             self.renewals += 1
             return fresh
 
