@@ -125,12 +125,13 @@ def import_contacts(
 
 def _touched_since(client: VendorClient, since: Any) -> dict[str, tuple[str, Any]]:
     """email -> (contact_id, created_at) of every contact updated since the import started."""
-    params: dict[str, Any] | None = {"status": "all", "limit": 500}
+    first: dict[str, Any] = {"status": "all", "limit": 500}
     if since is not None:
-        params = {
-            **params,
+        first = {
+            **first,
             "updated_after": (since - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
         }
+    params: dict[str, Any] | None = first
     out: dict[str, tuple[str, Any]] = {}
     path: str | None = "contacts"
     while path:

@@ -241,8 +241,8 @@ def contact_from_cc(raw: dict[str, Any], custom: CustomFields) -> Contact:
     fields["permission_to_send"] = email_obj.get("permission_to_send")
     fields["unsubscribed"] = email_obj.get("permission_to_send") == "unsubscribed"
     fields["created_at"] = raw.get("created_at")
-    for cf in custom.by_id.values():
-        fields[cf.remote_name] = None
+    for definition in custom.by_id.values():
+        fields[definition.remote_name] = None
     for entry in raw.get("custom_fields") or []:
         cf = custom.by_id.get(str(entry.get("custom_field_id")))
         if cf is None:
@@ -422,7 +422,7 @@ def put_body(current: dict[str, Any], values: dict[str, Any], custom: CustomFiel
         value = values[name] if name in values else current.get(name)
         if name == "anniversary" and name in values:
             value = _text(value) if not _blank(value) else None
-        elif name in ("birthday_month", "birthday_day") and not _blank(value):
+        elif name in ("birthday_month", "birthday_day") and value is not None and not _blank(value):
             value = int(value)
         if not _blank(value):
             body[name] = value

@@ -252,3 +252,30 @@ def test_hook_revoke_credentials_revokes_the_grant_at_the_vendor(
     assert load_credentials(connection) is None and connection.state == "needs_reconnect"
     with pytest.raises(NeedsReconnect):
         auth.authenticate(view(connection), VendorClient(sandbox_server.url), creds)
+
+
+def test_two_workers_with_an_expired_token_refresh_once(app_ctx, sandbox, sandbox_server, connection) -> None:
+    import threading
+
+    clients = [client_for(connection), client_for(connection)]  # two runs sharing one connection
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def work(client) -> None:  # type: ignore[no-untyped-def]
+        barrier.wait()
+        try:
+            with app_ctx.app_context():  # each worker thread runs in its own app context
+                client.get("contacts", params={"limit": 1})
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    # Rotating tokens: a second, concurrent refresh with the old token would have lost the grant.
+    assert sandbox.auth.token_requests == 1
+    db.session.expire_all()
+    assert connection.state == "ok"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Flask, Response, jsonify, redirect, request
+from flask import Flask, Response, jsonify, request
 
 PREFIX = "/oauth2/default/v1"
 CODE_LIFETIME = 300.0
@@ -224,7 +224,7 @@ class AuthServer:
         query = {"code": code}
         if args.get("state") is not None:
             query["state"] = args["state"]
-        return redirect(_add_query(args["redirect_uri"], query), code=302)
+        return _redirect(_add_query(args["redirect_uri"], query))
 
     def _redirect_ok(self, app: App, uri: str) -> bool:
         if app.redirect_uris:
@@ -235,7 +235,7 @@ class AuthServer:
         query = {"error": error}
         if state:
             query["state"] = state
-        return redirect(_add_query(uri, query), code=302)
+        return _redirect(_add_query(uri, query))
 
     def token(self) -> Response:
         with self.lock:
@@ -302,6 +302,12 @@ class AuthServer:
                     for old in [t for t, (gid, _) in self.refresh.items() if gid == grant.id]:
                         del self.refresh[old]
             return Response(status=200)  # RFC 7009: unknown tokens are not an error
+
+
+def _redirect(location: str) -> Response:
+    response = Response(status=302)
+    response.headers["Location"] = location
+    return response
 
 
 def _s256(verifier: str) -> str:

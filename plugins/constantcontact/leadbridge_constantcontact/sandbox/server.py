@@ -308,7 +308,7 @@ class ConstantContactSandbox(Sandbox):
             "created_at": now,
             "updated_at": now,
         }
-        self.lists[lst["list_id"]] = lst
+        self.lists[str(lst["list_id"])] = lst
         return lst
 
     # -- pipeline ----------------------------------------------------------------------------
@@ -567,7 +567,7 @@ class ConstantContactSandbox(Sandbox):
                 perm = "pending_confirmation" if self.confirmed_opt_in else "explicit"
                 c = self._new_contact(email, permission=perm, source="Contact")
             else:
-                c = self.contacts[cid]
+                c = self.contacts[str(cid)]
                 c.pop("deleted_at", None)  # the upsert revives a deleted contact
                 email_obj = c["email_address"]
                 if email_obj.get("permission_to_send") != "unsubscribed":  # never re-opts-in by API
@@ -814,7 +814,7 @@ class ConstantContactSandbox(Sandbox):
             if self._queued() >= self.max_queued_activities:
                 return _obj_err(429, "activities.api.limit", "Too many activities are queued.")
             act = self._new_activity(
-                "delete", {"contact_ids": ids or [], "list_ids": list_ids or []}, len(ids or list_ids)
+                "delete", {"contact_ids": ids or [], "list_ids": list_ids or []}, len(ids or list_ids or [])
             )
             response = jsonify(act)
         response.status_code = 201
