@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 MakeConnection = Callable[..., Any]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Declare the kit's marker, so suites running with ``--strict-markers`` may use it."""
+    config.addinivalue_line("markers", "postgres: needs PostgreSQL (LEADBRIDGE_TEST_DATABASE_URL)")
+
+
 @pytest.fixture
 def leadbridge_connector() -> str | None:
     """The connector under test; ``None`` loads every installed connector. Override to choose one."""
