@@ -111,8 +111,7 @@ def test_token_bucket_429_carries_retry_after_and_is_not_hammered(
     connection: Connection, sandbox: ExampleSandbox
 ) -> None:
     client = logged_in(connection)
-    sandbox.rate_limit = (2, 2.0)  # two calls per two seconds, bucket starts empty
-    sandbox._bucket_tokens = 0.0
+    sandbox.set_rate_limit(2, 2.0, available=0)  # two calls per two seconds, bucket empty now
     assert client.get("api/fields").status_code == 200
     assert sandbox.rate_limited_count == 1
     assert calls(sandbox, "/api/fields") == 2
@@ -135,8 +134,7 @@ def test_a_retry_after_beyond_the_cap_is_raised_not_slept(
 def test_rate_limit_headers_pace_calls_before_the_vendor_refuses(
     connection: Connection, sandbox: ExampleSandbox
 ) -> None:
-    sandbox.rate_limit = (3, 1.0)  # three calls per second, announced in X-RateLimit-* headers
-    sandbox._bucket_tokens = 3.0
+    sandbox.set_rate_limit(3, 1.0)  # three calls per second, announced in X-RateLimit-* headers
     client = logged_in(connection)
     for _ in range(6):
         assert client.get("api/fields").status_code == 200

@@ -125,6 +125,21 @@ class Sandbox:
         resp.headers["Retry-After"] = str(max(1, round(retry_after)))
         return resp
 
+    def set_rate_limit(
+        self, capacity: int | None, per: float = 1.0, *, available: float | None = None
+    ) -> None:
+        """Limit requests to ``capacity`` per ``per`` seconds (``None``: no limit), starting now with
+        ``available`` calls left in the bucket (default: a full bucket)."""
+        with self.lock:
+            self.rate_limit = (capacity, per) if capacity else None
+            self._bucket_tokens = float(capacity if available is None else available) if capacity else 0.0
+            self._bucket_at = time.monotonic()
+
+    def rate_limit_remaining(self) -> int:
+        """Calls left in the bucket right now (for vendors that announce it in headers)."""
+        with self.lock:
+            return max(0, int(self._bucket_tokens))
+
     def expire_tokens(self) -> None:
         """Make every issued access token invalid from now on (as if it expired)."""
         with self.lock:

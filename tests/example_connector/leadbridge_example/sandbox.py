@@ -290,10 +290,8 @@ class ExampleSandbox(Sandbox):
     def _rate_headers(self, response: Response) -> Response:
         if self.rate_limit is not None:
             capacity, per = self.rate_limit
-            with self.lock:
-                remaining = max(0, int(self._bucket_tokens))
             response.headers["X-RateLimit-Limit"] = str(capacity)
-            response.headers["X-RateLimit-Remaining"] = str(remaining)
+            response.headers["X-RateLimit-Remaining"] = str(self.rate_limit_remaining())
             response.headers["X-RateLimit-Reset"] = f"{per:g}"
         return response
 
