@@ -5,7 +5,8 @@ A connector ships a subclass of :class:`Sandbox` that adds the vendor's routes t
 
 * a call log (:attr:`Sandbox.calls`) to count API calls exactly;
 * fault knobs: latency, a queue of forced failures (:meth:`fail_next`), token expiry
-  (:meth:`expire_tokens`), and a token-bucket rate limiter answering in the vendor's own format;
+  (:meth:`expire_tokens`), and a token-bucket rate limiter (:meth:`set_rate_limit`) answering in
+  the vendor's own format (:meth:`rate_limit_response`);
 * :class:`SandboxServer`, which serves it on 127.0.0.1 in a thread (tests and ``leadbridge demo``).
 """
 
