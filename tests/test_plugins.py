@@ -167,6 +167,32 @@ def test_plugin_level_calls_reach_the_named_plugin_whatever_the_load_order() -> 
         assert plugins.call_plugin(name, "connector_info").name == name
 
 
+def test_two_distributions_claiming_one_name_are_broken_not_guessed(test_plugins_installed: Path) -> None:
+    install_entry_point(
+        test_plugins_installed, dist_name="lb-test-recorder-fork", name="recorder", module="lb_recorder"
+    )
+    plugins = load()
+    record = plugins.records["recorder"]
+    assert record.state is PluginState.BROKEN
+    assert record.error == (
+        "provided by several distributions (lb-test-recorder, lb-test-recorder-fork); keep only one"
+    )
+    assert "recorder" not in plugins.loaded()
+
+
+def test_one_distribution_visible_twice_loads_once(test_plugins_installed: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    install_entry_point(
+        again, dist_name="lb-test-recorder", name="recorder", module="lb_recorder", version="1.2.3"
+    )
+    sys.path.append(str(again))
+    try:
+        plugins = load()
+    finally:
+        sys.path.remove(str(again))
+    assert plugins.records["recorder"].state is PluginState.LOADED
+
+
 # -- installed / loaded / enabled -------------------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ from importlib import metadata as importlib_metadata
 from typing import Any
 
 import pluggy
+from packaging.utils import canonicalize_name
 
 from . import PROJECT_NAME, __version__, hookspecs
 from .connection_view import ConnectionView
@@ -88,11 +89,11 @@ class Plugins:
 
     def load_entry_points(self) -> None:
         """Import every installed connector one by one; a failure marks only that plugin broken."""
-        seen: set[str] = set()
-        for ep in sorted(importlib_metadata.entry_points(group=PROJECT_NAME), key=lambda e: e.name):
-            if ep.name in seen:  # the same distribution visible twice on sys.path
-                continue
-            seen.add(ep.name)
+        by_name: dict[str, list[importlib_metadata.EntryPoint]] = {}
+        for entry in importlib_metadata.entry_points(group=PROJECT_NAME):
+            by_name.setdefault(entry.name, []).append(entry)
+        for name in sorted(by_name):
+            ep = by_name[name][0]  # the same distribution may be visible twice on sys.path
             dist = ep.dist
             record = PluginRecord(
                 name=ep.name,
@@ -105,6 +106,12 @@ class Plugins:
                 record.state = PluginState.BLOCKED
                 record.error = "blocked by configuration (LEADBRIDGE_PLUGINS_ALLOW / _BLOCK)"
                 self.pm.set_blocked(ep.name)
+                continue
+            providers = sorted({_provider(e) for e in by_name[name]})
+            if len(providers) > 1:
+                # Never guess which one an admin meant: the wrong one could write to their CRM.
+                listed = ", ".join(providers)
+                self._mark_broken(record, f"provided by several distributions ({listed}); keep only one")
                 continue
             try:
                 module = ep.load()
@@ -219,6 +226,11 @@ class Plugins:
         if not self.implements(connection.plugin, hook):
             return None
         return self.call(connection, hook, **kwargs)
+
+
+def _provider(ep: importlib_metadata.EntryPoint) -> str:
+    """The canonical name of the distribution declaring ``ep`` (its target when unknown)."""
+    return canonicalize_name(ep.dist.name) if ep.dist else ep.value
 
 
 def hook_names() -> list[str]:
