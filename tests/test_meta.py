@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from leadbridge import docgen
 from leadbridge.plugins import hook_names
 
@@ -60,3 +59,28 @@ def test_hook_list_matches_the_contract_module() -> None:
         if callable(obj) and not n.startswith("_") and getattr(obj, "__module__", "") == hookspecs.__name__
     }
     assert public == set(hook_names())
+
+
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+_LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+_REPO_PATH = re.compile(r"`((?:core|tests|plugins|docs|bench)/[\w./-]+\.(?:py|md|toml|json))`")
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_doc_links_and_paths_exist(doc: Path) -> None:
+    text = doc.read_text()
+    missing = [
+        target for target in _LINK.findall(text)
+        if "://" not in target and not (doc.parent / target).exists()
+    ]
+    missing += [path for path in _REPO_PATH.findall(text) if not (ROOT / path).exists()]
+    assert not missing, f"{doc.name} points at files that do not exist: {missing}"
+
+
+def test_every_default_config_key_is_documented() -> None:
+    source = (ROOT / "core/leadbridge/app.py").read_text()
+    defaults = source.split("app.config.from_mapping(", 1)[1].split("\n    )", 1)[0]
+    keys = re.findall(r"^\s+([A-Z][A-Z_]+)=", defaults, re.MULTILINE)
+    assert len(keys) >= 5
+    documented = (ROOT / "docs/configuration.md").read_text()
+    assert [k for k in keys if f"`{k}`" not in documented] == []
