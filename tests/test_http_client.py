@@ -14,7 +14,7 @@ from flask import Flask
 from leadbridge.connections import client_for
 from leadbridge.db import db
 from leadbridge.errors import AuthError, NeedsReconnect, RateLimited, TransientError
-from leadbridge.http import AuthManager, CallStats, VendorClient
+from leadbridge.http import AuthManager, CallStats, VendorClient, redact_text
 from leadbridge.models import Connection, DebugEntry
 from leadbridge.types import Credentials
 from leadbridge_example.sandbox import ExampleSandbox
@@ -380,3 +380,19 @@ def test_debug_exchanges_are_redacted(connection: Connection, sandbox: ExampleSa
     assert "/api/fields" in text  # ...while the rest stays readable
     for secret in [*_secrets_in_play(sandbox), "whsec-unknown-1234"]:
         assert secret not in text
+
+
+def test_known_secrets_stay_bounded_and_keep_what_is_in_use() -> None:
+    from leadbridge.http.redact import _KnownSecrets
+
+    secrets = _KnownSecrets(limit=100)
+    secrets.add("client-secret-in-use")
+    for i in range(300):
+        secrets.add(f"expired-token-{i:04d}")
+        if i % 50 == 0:
+            secrets.add("client-secret-in-use")  # every connection view re-adds its secrets
+    kept = secrets.snapshot()
+    assert len(kept) == 100
+    assert "client-secret-in-use" in kept and "expired-token-0299" in kept
+    assert "expired-token-0000" not in kept
+    assert redact_text("token expired-token-0299 and client-secret-in-use", kept) == "token *** and ***"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -40,19 +41,39 @@ def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 class _KnownSecrets:
-    """Secret values currently in use, so log records can be scrubbed of them exactly."""
+    """Secret values currently in use, so log records can be scrubbed of them exactly.
 
-    def __init__(self) -> None:
+    Bounded: a long-running server renews tokens forever, and every log record is checked against
+    every value kept. The most recently added (or re-added) ``limit`` values are kept; connection
+    secrets are re-added whenever a connection is used, so only long-expired tokens fall out.
+    """
+
+    def __init__(self, limit: int = 2000) -> None:
         self._lock = threading.Lock()
-        self._values: set[str] = set()
+        self._values: OrderedDict[str, None] = OrderedDict()
+        self._limit = limit
+        self._snapshot: tuple[str, ...] | None = ()
 
     def add(self, *values: str | None) -> None:
+        """Remember ``values`` (shorter than 4 characters: ignored, they would mask ordinary text)."""
         with self._lock:
-            self._values.update(v for v in values if v and len(v) >= 4)
+            for value in values:
+                if not value or len(value) < 4:
+                    continue
+                if value in self._values:
+                    self._values.move_to_end(value)
+                    continue
+                self._values[value] = None
+                self._snapshot = None
+                if len(self._values) > self._limit:
+                    self._values.popitem(last=False)
 
     def snapshot(self) -> tuple[str, ...]:
+        """The values, longest first (so a secret containing another is masked whole)."""
         with self._lock:
-            return tuple(sorted(self._values, key=len, reverse=True))
+            if self._snapshot is None:
+                self._snapshot = tuple(sorted(self._values, key=len, reverse=True))
+            return self._snapshot
 
 
 known_secrets = _KnownSecrets()
