@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -25,14 +27,33 @@ from leadbridge.cli import main
 from leadbridge.connections import client_for, create_connection, view
 from leadbridge.db import db
 from leadbridge.errors import ConnectionDisabled, NotSupported, PluginError
+from leadbridge.metadata import (
+    AuthKind,
+    ConnectorInfo,
+    ObjectSpec,
+    RateLimit,
+    Setting,
+    SettingType,
+    validate_info,
+)
 from leadbridge.models import Connection
 from leadbridge.plugins import Plugins, PluginState
 from leadbridge.sandbox import SandboxServer
 from leadbridge.testing import install_entry_point
-from leadbridge.types import Action, Contact, Outcome
+from leadbridge.types import Action, Contact, Direction, HubKind, Outcome
 from sqlalchemy import update
 
 BROKEN_DIR = Path(__file__).parent / "broken_plugins"
+CONTACT = ObjectSpec("contact", "Contacts", HubKind.CONTACT, frozenset({Direction.BOTH}))
+
+
+def valid_info(**overrides: Any) -> ConnectorInfo:
+    """Metadata that passes validation, unless ``overrides`` break it."""
+    values: dict[str, Any] = {
+        "name": "valid", "display_name": "Valid", "description": "", "version": "1.0",
+        "auth_kind": AuthKind.NONE, "settings": (), "objects": (CONTACT,),
+    }
+    return ConnectorInfo(**{**values, **overrides})
 
 #: entry point name -> module in tests/broken_plugins
 TEST_PLUGINS = {
@@ -191,6 +212,33 @@ def test_one_distribution_visible_twice_loads_once(test_plugins_installed: Path,
     finally:
         sys.path.remove(str(again))
     assert plugins.records["recorder"].state is PluginState.LOADED
+
+
+@pytest.mark.parametrize(
+    "overrides, error",
+    [
+        ({"display_name": " "}, "display_name must not be empty"),
+        ({"objects": (CONTACT, CONTACT)}, "object names must be unique"),
+        ({"objects": (replace(CONTACT, batch_size=0),)}, "object 'contact': batch_size must be at least 1"),
+        ({"objects": (replace(CONTACT, directions=frozenset()),)}, "object 'contact' declares no direction"),
+        ({"settings": (Setting("a", "A"), Setting("a", "A again"))}, "settings names must be unique"),
+        ({"settings": (Setting("mode", "Mode", SettingType.CHOICE),)}, "choice setting 'mode' has no"),
+        ({"settings": (Setting("host", "Host", pattern="([a-z"),)}, "setting 'host': pattern is not a valid"),
+        ({"rate_limits": (RateLimit(0, 1.0),)}, "rate limits must be positive"),
+        ({"requires_core": "~~1"}, "requires_core '~~1' is not a version specifier"),
+        ({"default_interval_minutes": 0}, "default_interval_minutes must be at least 1"),
+        ({"name": "Bad-Name"}, "must match"),
+    ],
+)
+def test_invalid_metadata_is_explained(overrides: dict[str, Any], error: str) -> None:
+    info = valid_info(**overrides)
+    with pytest.raises(PluginError, match=re.escape(error)):
+        validate_info(info, entry_point_name=info.name, core_version="0.1.0")
+
+
+def test_valid_metadata_passes() -> None:
+    info = valid_info()
+    assert validate_info(info, entry_point_name="valid", core_version="0.1.0") is info
 
 
 # -- installed / loaded / enabled -------------------------------------------------------------------

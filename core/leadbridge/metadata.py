@@ -162,12 +162,27 @@ def validate_info(info: object, *, entry_point_name: str, core_version: str) -> 
         if s.type is SettingType.CHOICE and not s.choices:
             raise PluginError(f"choice setting {s.name!r} has no choices")
         if s.pattern is not None:
-            re.compile(s.pattern)
+            try:
+                re.compile(s.pattern)
+            except re.error as exc:
+                raise PluginError(f"setting {s.name!r}: pattern is not a valid regex ({exc})") from None
+    if not info.display_name.strip():
+        raise PluginError("display_name must not be empty")
     if not info.objects:
         raise PluginError("a connector must declare at least one object")
+    object_names = [o.name for o in info.objects]
+    if len(object_names) != len(set(object_names)):
+        raise PluginError("object names must be unique")
+    for obj in info.objects:
+        if obj.batch_size < 1:
+            raise PluginError(f"object {obj.name!r}: batch_size must be at least 1")
+        if not obj.directions:
+            raise PluginError(f"object {obj.name!r} declares no direction")
     for limit in info.rate_limits:
         if limit.requests <= 0 or limit.per_seconds <= 0:
             raise PluginError("rate limits must be positive")
+    if info.default_interval_minutes < 1:
+        raise PluginError("default_interval_minutes must be at least 1")
     return info
 
 
