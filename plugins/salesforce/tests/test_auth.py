@@ -105,9 +105,9 @@ def test_jwt_bearer_signs_with_the_private_key(
 
 
 def test_expired_password_marks_the_connection_needs_reconnect_with_the_briefs_advice(
-    make_connection: MakeConnection, sandbox: SalesforceSandbox
+    make_connection: MakeConnection, sandbox: SalesforceSandbox, sandbox_server: Any
 ) -> None:
-    conn = make_connection()
+    conn = make_connection(_values(sandbox, sandbox_server.url, auth_flow="password"))
     sandbox.password_expired = True
     ok, message = connections.test_connection(conn)
     assert not ok and "authentication failure" in message
@@ -115,7 +115,9 @@ def test_expired_password_marks_the_connection_needs_reconnect_with_the_briefs_a
     assert conn.state == "needs_reconnect"
     assert "security token" in (conn.state_message or "") and "reset" in (conn.state_message or "").lower()
     with pytest.raises(NeedsReconnect):
-        _login(make_connection(name="again"), sandbox)
+        _login(
+            make_connection(_values(sandbox, sandbox_server.url, auth_flow="password"), name="again"), sandbox
+        )
 
 
 def test_an_instance_url_that_is_not_salesforce_is_refused(

@@ -99,7 +99,13 @@ class SalesforceSandbox(Sandbox):
     # -- the kit's hooks ---------------------------------------------------------------------
 
     def connection_settings(self, base_url: str) -> tuple[dict[str, Any], dict[str, str]]:
-        settings = {"auth_flow": "password", "login_host": "production", "username": self.username}
+        # The recommended flow (client credentials on My Domain); tests switch to the others.
+        settings = {
+            "auth_flow": "client_credentials",
+            "login_host": "my_domain",
+            "my_domain": "leadbridge-demo",
+            "username": self.username,
+        }
         secrets_ = {
             "consumer_key": self.consumer_key,
             "consumer_secret": self.consumer_secret,
@@ -110,7 +116,7 @@ class SalesforceSandbox(Sandbox):
 
     def bad_connection_settings(self, base_url: str) -> tuple[dict[str, Any], dict[str, str]]:
         settings, secrets_ = self.connection_settings(base_url)
-        return settings, {**secrets_, "password": "wrong-password"}
+        return settings, {**secrets_, "consumer_secret": "wrong-secret", "password": "wrong-password"}
 
     def add_contacts(self, count: int, *, with_email: bool = True) -> list[str]:
         ids = []
