@@ -185,6 +185,19 @@ def test_key_file_is_created_owner_only(tmp_path: Path, monkeypatch: pytest.Monk
     assert load_keys(None, tmp_path / "instance") == keys  # created once, then reused
 
 
+def test_a_key_file_readable_by_others_is_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / KEY_FILE
+    key = Fernet.generate_key()
+    path.write_bytes(key + b"\n")
+    path.chmod(0o644)  # e.g. copied from a backup
+    with caplog.at_level(logging.WARNING, logger="leadbridge.crypto"):
+        assert load_keys(None, tmp_path) == [key]
+    assert "readable by other users (mode 644): chmod 600 it" in caplog.text
+    assert key.decode() not in caplog.text
+
+
 def test_multifernet_rotation() -> None:
     old, new = Fernet.generate_key(), Fernet.generate_key()
     token = Vault([old]).encrypt({"client_secret": SECRET})

@@ -13,6 +13,7 @@ that naming convention is how rotation finds them all.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from .errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 KEY_FILE = "secret.keys"
 ENCRYPTED_SUFFIX = "_encrypted"
@@ -41,6 +44,9 @@ def load_keys(env_value: str | None, instance_path: str | Path) -> list[bytes]:
             else:
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(Fernet.generate_key() + b"\n")
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            log.warning("%s is readable by other users (mode %o): chmod 600 it", path, mode)
         keys = [line.strip() for line in path.read_bytes().splitlines() if line.strip()]
     if not keys:
         raise ConfigError("no encryption key configured (LEADBRIDGE_SECRET_KEYS or instance/secret.keys)")
