@@ -13,8 +13,13 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from leadbridge.app import get_plugins
+from leadbridge.connections import revoke
+from leadbridge.db import db
 from leadbridge.errors import AuthError, ConfigError
 from leadbridge.models import Connection
+from leadbridge.plugins import hook_names
 from leadbridge.testing import ConnectorHarness, install_entry_point, temporary_database
 from leadbridge.types import Action, Company, Contact, Outcome, WebhookRequest
 from leadbridge_example.sandbox import ExampleSandbox
@@ -27,6 +32,27 @@ LEADBRIDGE = str(Path(sys.executable).parent / "leadbridge")
 @pytest.fixture
 def harness(connection: Connection, sandbox: ExampleSandbox) -> ConnectorHarness:
     return ConnectorHarness(connection, sandbox)
+
+
+def test_every_hook_of_the_contract_is_implemented(app_ctx: Flask) -> None:
+    """The reference connector shows every hook; a new hook in the contract needs an example here."""
+    assert set(get_plugins().records["example"].hooks) == set(hook_names())
+
+
+def test_revoke_access_ends_the_grant_at_the_vendor(
+    harness: ConnectorHarness, sandbox: ExampleSandbox, connection: Connection
+) -> None:
+    harness.login()
+    assert sandbox.tokens and sandbox.refresh_tokens
+    db.session.refresh(connection)
+    revoke(connection)
+    db.session.commit()
+    assert connection.credentials_encrypted is None
+    assert sandbox.refresh_tokens == {} and sandbox.tokens == {}
+    assert sandbox.count_calls("POST", "/oauth/revoke") == 1
+    # The next client starts over with a fresh client-credentials grant.
+    assert ConnectorHarness(connection, sandbox).fields("contact")
+    assert sandbox.count_calls("POST", "/oauth/token") == 2
 
 
 # -- writes ---------------------------------------------------------------------------------------

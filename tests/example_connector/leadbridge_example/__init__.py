@@ -55,6 +55,7 @@ __version__ = "0.1.0"
 
 API_URL = "https://api.examplecrm.test"
 TOKEN_PATH = "oauth/token"
+REVOKE_PATH = "oauth/revoke"
 SIGNATURE_HEADER = "X-Example-Signature"
 DEFAULT_ACTION_TITLE = "Activity from leadbridge"
 
@@ -158,6 +159,24 @@ def authenticate(
         # A revoked grant (invalid_grant) raises NeedsReconnect: the admin must look at the app in ExampleCRM.
         return refresh(client, TOKEN_PATH, previous, client_id, secret)
     return client_credentials(client, TOKEN_PATH, client_id, secret)
+
+
+@hookimpl
+def revoke_credentials(connection: ConnectionView, client: VendorClient) -> bool | None:
+    """ "Revoke access": end the grant at ExampleCRM too (RFC 7009), not only locally."""
+    creds = connection.credentials
+    token = creds and (creds.refresh_token or creds.access_token)
+    if not token:
+        return None
+    client.post(
+        REVOKE_PATH,
+        data={
+            "token": token,
+            "client_id": connection.setting("client_id"),
+            "client_secret": connection.setting("client_secret"),
+        },
+    )
+    return True
 
 
 @hookimpl

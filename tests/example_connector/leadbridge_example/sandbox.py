@@ -6,6 +6,7 @@ The API (every ``/api`` route needs ``Authorization: Bearer <token>``):
   access tokens live :attr:`ExampleSandbox.token_ttl` seconds; after
   :meth:`~leadbridge.sandbox.Sandbox.expire_tokens` old ones get 401 ``invalid_token``; after
   :meth:`ExampleSandbox.revoke_refresh_tokens` refreshes get 400 ``invalid_grant``.
+* ``POST /oauth/revoke`` — RFC 7009 revocation of a refresh (and its access) token.
 * ``GET /api/fields?object=contact|company`` — typed fields, custom ones included.
 * ``GET /api/contacts?updated_since=&cursor=&limit=`` — ordered by ``(updated_at, id)``, opaque
   cursor, deleted records included with ``"deleted": true``. Same for ``GET /api/companies``.
@@ -263,6 +264,7 @@ class ExampleSandbox(Sandbox):
         app.before_request(self._authorize)
         app.after_request(self._rate_headers)
         app.post("/oauth/token")(self._token)
+        app.post("/oauth/revoke")(self._revoke)
         app.get("/api/fields")(self._fields)
         app.get("/api/contacts")(self._list_contacts)
         app.post("/api/contacts/batch")(self._upsert_contacts)
@@ -318,6 +320,19 @@ class ExampleSandbox(Sandbox):
         return jsonify(
             access_token=token, token_type="bearer", expires_in=self.token_ttl, refresh_token=refresh
         )
+
+    def _revoke(self) -> Response:
+        auth = request.authorization
+        client_id = auth.username if auth else request.form.get("client_id")
+        secret = (auth.password if auth else request.form.get("client_secret")) or ""
+        if client_id != self.client_id or not hmac.compare_digest(secret, self.client_secret):
+            return _error(401, "invalid_client", "unknown client or wrong secret")
+        token = request.form.get("token", "")
+        with self.lock:
+            # RFC 7009: revoking a refresh token also ends the access token issued with it.
+            access = self.refresh_tokens.pop(token, None)
+            self.tokens.pop(access or token, None)
+        return jsonify({})  # unknown tokens are "revoked" too, so retries are harmless
 
     def revoke_refresh_tokens(self) -> None:
         """Revoke every refresh token (the app was removed in ExampleCRM): refreshes get ``invalid_grant``."""
