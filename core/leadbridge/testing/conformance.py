@@ -16,6 +16,7 @@ listed in :class:`leadbridge.sandbox.Sandbox`.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from collections.abc import Callable, Sequence
@@ -216,6 +217,18 @@ class ConnectorConformance:
             "connection_settings() returned non-secret values as secrets"
         )
         validate_settings(info, {**settings, **secrets})
+
+    def test_api_base_url_is_https_unless_overridden(self, harness: ConnectorHarness) -> None:
+        overridden = harness.view()
+        assert overridden.base_url_override, "the kit's connection should carry the sandbox override"
+        assert (
+            harness.plugins.call(overridden, "api_base_url")
+            .rstrip("/")
+            .startswith(overridden.base_url_override.rstrip("/"))
+        ), "api_base_url must honour connection.base_url_override"
+        real = dataclasses.replace(overridden, base_url_override=None)
+        url = harness.plugins.call(real, "api_base_url")
+        assert isinstance(url, str) and url.startswith("https://"), f"vendor URL {url!r} is not https"
 
     # -- authentication -------------------------------------------------------------------------
 
