@@ -84,3 +84,11 @@ def test_every_default_config_key_is_documented() -> None:
     assert len(keys) >= 5
     documented = (ROOT / "docs/configuration.md").read_text()
     assert [k for k in keys if f"`{k}`" not in documented] == []
+
+
+def test_reference_links_to_the_example_connector_implementations() -> None:
+    implemented = docgen.example_hooks()
+    assert {"connector_info", "upsert_contact", "handle_webhook"} <= implemented <= set(hook_names())
+    text = HOOKS_MD.read_text()
+    for hook in implemented:
+        assert f"Example: `{hook}` in the [example connector]" in text

@@ -9,14 +9,20 @@ fails when the committed file differs from what this module renders, so the docs
 
 from __future__ import annotations
 
+import ast
 import inspect
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from . import PROJECT_NAME, hookspecs
 from .plugins import PLUGIN_LEVEL_HOOKS, hook_names
+
+#: the reference connector the hook reference links to (from docs/; present in a source checkout)
+EXAMPLE_LINK = "../tests/example_connector/leadbridge_example/__init__.py"
+EXAMPLE_MODULE = (Path(__file__).resolve().parents[2] / "docs" / EXAMPLE_LINK).resolve()
 
 _ROLE = re.compile(r":(?:class|meth|func|mod|attr|data|exc):`~?([^`]+)`")
 _FIELD = re.compile(r"^:(param|returns|raises)\s*([^:]*):\s*(.*)$")
@@ -99,9 +105,29 @@ def _docstring_markdown(func: Callable[..., Any]) -> str:
     return "\n".join(out).strip()
 
 
+def example_hooks(path: Path = EXAMPLE_MODULE) -> set[str]:
+    """Names of the ``@hookimpl`` functions defined in the example connector (empty when absent)."""
+    if not path.exists():
+        return set()
+
+    def is_hookimpl(node: ast.expr) -> bool:
+        target = node.func if isinstance(node, ast.Call) else node
+        return (isinstance(target, ast.Name) and target.id == "hookimpl") or (
+            isinstance(target, ast.Attribute) and target.attr == "hookimpl"
+        )
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef) and any(is_hookimpl(d) for d in node.decorator_list)
+    }
+
+
 def render() -> str:
     """The whole hook reference as Markdown."""
     names = hook_names()
+    examples = example_hooks()
     parts = [INTRO, "## Contents\n"]
     for name in names:
         parts.append(f"- [`{name}`](#{name})")
@@ -123,6 +149,8 @@ def render() -> str:
         parts.append(f"### `{signature(name)}`\n")
         parts.append(f"*{', '.join(flags)}; {scope}.*\n")
         parts.append(_docstring_markdown(func))
+        if name in examples:
+            parts.append(f"\nExample: `{name}` in the [example connector]({EXAMPLE_LINK}).")
     return "\n".join(parts).rstrip() + "\n"
 
 
