@@ -187,9 +187,7 @@ def _create_unsubscribed(
     client: VendorClient, contact: Contact, values: dict[str, Any], list_id: str, custom: CustomFields
 ) -> RecordResult:
     """Create a person as unsubscribed; when the email exists (409), unsubscribe that contact."""
-    response = client.post(
-        "contacts", json=create_body(values, list_id, custom), ok_statuses=frozenset({409})
-    )
+    response = client.post("contacts", json=create_body(values, custom), ok_statuses=frozenset({409}))
     if response.status_code == 201:
         return RecordResult(Outcome.CREATED, ref=contact.ref, remote_id=str(response.json()["contact_id"]))
     found = _OWNER.search(response.text)

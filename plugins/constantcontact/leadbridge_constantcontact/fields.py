@@ -467,11 +467,15 @@ def put_body(current: dict[str, Any], values: dict[str, Any], custom: CustomFiel
     return body
 
 
-def create_body(values: dict[str, Any], list_id: str, custom: CustomFields) -> dict[str, Any]:
-    """A full ``POST /contacts`` body (used for people who must be created unsubscribed)."""
+def create_body(values: dict[str, Any], custom: CustomFields) -> dict[str, Any]:
+    """A full ``POST /contacts`` body (used for people who must be created unsubscribed).
+
+    No ``list_memberships``: the OpenAPI document marks them read-only on this endpoint, and an
+    unsubscribed person receives no list mail anyway.
+    """
     body = put_body({}, values, custom)
     body.pop("update_source")
-    return {**body, "create_source": "Account", "list_memberships": [list_id]}
+    return {**body, "create_source": "Account"}
 
 
 def comparable(raw: dict[str, Any]) -> dict[str, Any]:

@@ -56,6 +56,16 @@ def test_a_full_session_matches_the_document(harness, sandbox) -> None:
         ),
         linked,
     ]
+    one.append(
+        Contact(
+            email="leaver@example.com",
+            ref="u1",
+            fields={"email": "leaver@example.com", "unsubscribed": True, "last_name": "Left"},
+        )
+    )
+    one.append(
+        Contact(email=records[3].email, ref="u2", fields={"email": records[3].email, "unsubscribed": True})
+    )
     harness.call("upsert_contact", object_type="contact", contacts=one)
     many = [
         Contact(

@@ -163,3 +163,23 @@ def test_refresh_tokens_expire_after_180_idle_days(cc: Any) -> None:
     )
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
+
+
+def test_the_daily_allowance_is_per_application(cc: Any) -> None:
+    cc.sandbox.daily_used = cc.sandbox.daily_limit
+    assert api(cc, "GET", "contacts").status_code == 429
+    cc.sandbox.auth.register_app("another-app-0002", "another-secret")
+    other = cc.sandbox.auth.issue_grant("another-app-0002")["access_token"]
+    response = requests.get(f"{cc.base}/contacts", headers={"Authorization": f"Bearer {other}"}, timeout=10)
+    assert response.status_code == 200
+
+
+def test_deleting_a_list_answers_202_with_an_activity(cc: Any) -> None:
+    from .openapi_check import check_exchange
+
+    lst = api(cc, "POST", "contact_lists", json={"name": "Old"}).json()["list_id"]
+    cc.sandbox.record_exchanges = True
+    response = api(cc, "DELETE", f"contact_lists/{lst}")
+    assert response.status_code == 202 and response.json()["activity_id"]
+    assert api(cc, "DELETE", f"contact_lists/{lst}").status_code == 404
+    assert not [p for ex in cc.sandbox.exchanges for p in check_exchange(ex)]

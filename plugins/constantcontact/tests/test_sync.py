@@ -161,3 +161,15 @@ def test_an_unsubscribe_in_constant_contact_reaches_the_hub(conn: Connection, sa
     hub = db.session.execute(select(Contact).where(Contact.email_key == email_obj["address"])).scalar_one()
     assert hub.unsubscribed is True
     assert sandbox.count_calls("PUT") == 0  # nothing was echoed back
+
+
+def test_first_sync_ignores_contacts_already_deleted_there_and_skips_sms_only_ones(
+    conn: Connection, sandbox: Any
+) -> None:
+    ids = sandbox.add_contacts(3)
+    sandbox.delete_contact(ids[0])
+    sandbox.add_contacts(1, with_email=False)  # an SMS-only contact: no email to match on
+    run = run_sync(conn.id, direction="from_crm")
+    assert run.status == "succeeded", run.error
+    assert run.counts["hub"]["created"] == 2
+    assert db.session.execute(select(func.count(Contact.id))).scalar_one() == 2

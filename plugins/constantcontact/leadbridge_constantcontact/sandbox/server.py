@@ -12,7 +12,8 @@ JSON imports (state machine advanced by polls, 4 MB truncation, 1,000 queued cap
 
 Knobs (plain attributes): ``page_size`` (caps ``limit``), ``accepted_pages`` (the next N list answers
 are 202 "processing"), ``activity_polls`` (polls before an activity completes), ``daily_limit`` /
-``daily_used``, ``import_body_limit``, ``confirmed_opt_in``, ``sign_up_actions`` (the ``action`` strings),
+``daily_used`` (per application:
+``daily_used_by``), ``import_body_limit``, ``confirmed_opt_in``, ``sign_up_actions`` (the ``action`` strings),
 ``clock_offset`` (seconds added to the clock), and the auth server's ``access_lifetime``,
 ``accept_body_credentials``, ``auto_approve``, per-app ``refresh_mode``.
 """
@@ -100,7 +101,7 @@ class ConstantContactSandbox(Sandbox):
         self.accepted_pages = 0
         self.activity_polls = 2
         self.daily_limit = 10_000
-        self.daily_used = 0
+        self.daily_used_by: dict[str, int] = {}
         self._day = self._day_of(time.time())
         self.import_body_limit = 4 * 1024 * 1024
         self.confirmed_opt_in = False
@@ -335,25 +336,38 @@ class ConstantContactSandbox(Sandbox):
         )
         route(f"{API}/contact_lists", "lists", self.list_lists, methods=["GET"])
         route(f"{API}/contact_lists", "create_list", self.create_list, methods=["POST"])
+        route(f"{API}/contact_lists/<list_id>", "delete_list", self.delete_list, methods=["DELETE"])
         route(f"{API}/activities/contacts_json_import", "json_import", self.json_import, methods=["POST"])
         route(f"{API}/activities/contact_delete", "bulk_delete", self.bulk_delete, methods=["POST"])
         route(f"{API}/activities/<activity_id>", "activity", self.get_activity, methods=["GET"])
 
+    @property
+    def daily_used(self) -> int:
+        """Requests counted today for the sandbox's own application (the API key the demo uses)."""
+        return self.daily_used_by.get(CLIENT_ID, 0)
+
+    @daily_used.setter
+    def daily_used(self, value: int) -> None:
+        self.daily_used_by[CLIENT_ID] = value
+
     def _api_gate(self) -> Response | None:
         if not request.path.startswith(API + "/"):
             return None
-        with self.lock:
-            day = self._day_of(self.now())
-            if day != self._day:
-                self._day, self.daily_used = day, 0
-            if self.daily_used >= self.daily_limit:
-                return _obj_err(429, "quota_exceeded", "Limit Exceeded")
-            self.daily_used += 1
         header = request.headers.get("Authorization", "")
         token = header[7:] if header.startswith("Bearer ") else ""
         grant = self.auth.check_access(token) if token else None
         if grant is None:
             return _obj_err(401, "unauthorized", "Unauthorized")
+        with self.lock:
+            # The daily allowance is per application (API key) and resets at 00:00 UTC.
+            day = self._day_of(self.now())
+            if day != self._day:
+                self._day = day
+                self.daily_used_by.clear()
+            used = self.daily_used_by.get(grant.client_id, 0)
+            if used >= self.daily_limit:
+                return _obj_err(429, "quota_exceeded", "Limit Exceeded")
+            self.daily_used_by[grant.client_id] = used + 1
         if "contact_data" not in grant.scopes:
             return _err(403, "forbidden", "This token does not have the contact_data scope.")
         if request.method in ("POST", "PUT") and request.mimetype != "application/json":
@@ -741,6 +755,20 @@ class ConstantContactSandbox(Sandbox):
         response.status_code = 201
         return response
 
+    def delete_list(self, list_id: str) -> Response:
+        """Deleting a list answers 202 with the activity that strips its memberships."""
+        with self.lock:
+            lst = self.lists.get(list_id)
+            if lst is None or lst.get("deleted_at"):
+                return _err(404, "contacts.api.not.found", f"List {list_id} not found")
+            lst["deleted_at"] = lst["updated_at"] = self._stamp()
+            act = self._new_activity("list_delete", {"list_id": list_id}, 1)
+            response = jsonify(
+                {"activity_id": act["activity_id"], "state": act["state"], "_links": act["_links"]}
+            )
+        response.status_code = 202
+        return response
+
     # -- activities --------------------------------------------------------------------------
 
     def _queued(self) -> int:
@@ -847,7 +875,11 @@ class ConstantContactSandbox(Sandbox):
 
     def _finish(self, act: dict[str, Any], kind: str, payload: dict[str, Any]) -> None:
         errors: list[str] = []
-        if kind == "import":
+        if kind == "list_delete":
+            for c in self.contacts.values():
+                if payload["list_id"] in c.get("list_memberships", []):
+                    c["list_memberships"].remove(payload["list_id"])
+        elif kind == "import":
             for n, row in enumerate(payload["rows"], start=1):
                 problem = self._import_row(row, payload["list_ids"])
                 if problem:
@@ -859,9 +891,9 @@ class ConstantContactSandbox(Sandbox):
                 if set(payload["list_ids"]) & set(c.get("list_memberships") or [])
             ]
             for cid in targets:
-                c = self.contacts.get(cid)
-                if c is not None and not c.get("deleted_at"):
-                    self._delete(c)
+                target = self.contacts.get(cid)
+                if target is not None and not target.get("deleted_at"):
+                    self._delete(target)
         now = self._stamp()
         act.update(
             state="completed", percent_done=100, activity_errors=errors, completed_at=now, updated_at=now
