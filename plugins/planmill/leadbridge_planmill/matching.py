@@ -28,10 +28,8 @@ def _int(value: Any) -> int | None:
 def find_account(client: VendorClient, name: str) -> dict[str, Any] | None:
     """The account whose name equals ``name`` exactly (normalised); lowest id on ties."""
     key = name_key(name)
-    # Search by the longest word: a stored name spaced or punctuated differently still comes back,
-    # and the exact comparison below does the matching.
-    word = max(name.split(), key=len)
-    rows = lookup(client, "accounts", {"searchkey": word}, size=SEARCH_SIZE)
+    # PlanMill's own integrations search with the whole name; the exact comparison is ours.
+    rows = lookup(client, "accounts", {"searchkey": " ".join(name.split())}, size=SEARCH_SIZE)
     matches = [r for r in rows if isinstance(r.get("name"), str) and name_key(r["name"]) == key]
     return min(matches, key=lambda r: _int(r.get("id")) or 0) if matches else None
 
