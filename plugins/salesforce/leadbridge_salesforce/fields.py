@@ -49,7 +49,8 @@ PRESETS: dict[str, dict[str, str]] = {
         "Phone": "phone",
         "Title": "title",
     },
-    "Account": {"Name": "name", "Website": "domain", "Phone": "phone"},
+    # Website is a URL ("https://acme.fi"), the hub's domain a bare host: left for the admin to map.
+    "Account": {"Name": "name", "Phone": "phone"},
 }
 PUSH_ONLY = frozenset({Direction.TO_CRM})
 PULL_ONLY = frozenset({Direction.FROM_CRM})
