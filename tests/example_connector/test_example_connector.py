@@ -348,5 +348,6 @@ def test_the_conformance_suite_fails_a_connector_that_duplicates(pytester: pytes
     ]
     pytester._monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in paths if p))
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-W", "ignore::DeprecationWarning")
-    result.assert_outcomes(passed=14, failed=1)
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed") == 1 and outcomes.get("passed", 0) >= 10, outcomes
     result.stdout.fnmatch_lines(["*FAILED*test_upserting_the_same_contact_twice_leaves_one_record*"])
