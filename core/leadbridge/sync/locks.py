@@ -1,9 +1,10 @@
 """Named database locks (the ``lock`` table): one scheduler per install, one run per connection.
 
 A lock row names its owner (``host:pid:nonce``) and carries a heartbeat. A lock whose owner process
-is gone (same host, dead pid) or whose heartbeat is older than ``stale_after`` seconds is taken
-over, so a SIGKILLed run or scheduler never blocks the next one for good. Each operation runs in
-its own app context, so it never joins (or commits) the caller's transaction.
+is gone (same host: its pid is dead) or, for an owner on another host, whose heartbeat is older than
+``stale_after`` seconds is taken over, so a SIGKILLed run or scheduler never blocks the next one
+for good. Each operation runs in its own app context, so it never joins (or commits) the caller's
+transaction.
 """
 
 from __future__ import annotations
@@ -68,7 +69,10 @@ def acquire(name: str, owner: str, *, stale_after: float = 300.0, app: Flask | N
             return acquire(name, owner, stale_after=stale_after, app=app)
         if held.owner == owner:
             return True
-        stale = held.heartbeat_at < now - timedelta(seconds=stale_after) or not _alive(held.owner)
+        if held.owner.split(":", 1)[0] == HOST:
+            stale = not _alive(held.owner)  # this machine can tell for sure, however long a wait lasts
+        else:
+            stale = held.heartbeat_at < now - timedelta(seconds=stale_after)
         if not stale:
             db.session.rollback()
             return False
