@@ -60,3 +60,20 @@ def logged_in(client: FlaskClient, admin: int, url: Callable[..., str]) -> Flask
 def csrf(logged_in: FlaskClient, url: Callable[..., str]) -> str:
     """A valid CSRF token of the logged-in session."""
     return csrf_from(logged_in.get(url("settings.tokens")).data)
+
+
+@pytest.fixture(autouse=True)
+def _settle_background_work(app: Flask) -> Any:
+    """After each test: finish panel jobs and push what the debounced form/API push still holds,
+    so no background thread touches the test database after it is gone."""
+    yield
+    from leadbridge.sync import wait_for_runs
+    from leadbridge.sync.notify import DEBOUNCER_KEY
+    from leadbridge.web.jobs import JOBS_KEY
+
+    for job in list(app.extensions.get(JOBS_KEY, {}).values()):
+        job.wait(60)
+    pending = app.extensions.get(DEBOUNCER_KEY)
+    if pending is not None:
+        pending.flush()
+    wait_for_runs(app, timeout=60)
