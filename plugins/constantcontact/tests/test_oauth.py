@@ -279,3 +279,21 @@ def test_two_workers_with_an_expired_token_refresh_once(app_ctx, sandbox, sandbo
     assert sandbox.auth.token_requests == 1
     db.session.expire_all()
     assert connection.state == "ok"
+
+
+def test_an_access_token_about_to_expire_is_renewed_before_it_is_used(
+    app_ctx, sandbox, sandbox_server, connection
+) -> None:
+    client = client_for(connection)
+    client.get("contacts", params={"limit": 1})
+    db.session.expire_all()
+    creds = load_credentials(connection)
+    assert creds is not None
+    creds.expires_at = datetime.now(UTC) + timedelta(seconds=20)  # inside the core's renewal margin
+    store_credentials(connection, creds)
+    db.session.commit()
+    before = sandbox.auth.token_requests
+    client_for(connection).get("contacts", params={"limit": 1})
+    assert sandbox.auth.token_requests == before + 1
+    assert sandbox.count_calls("GET", "/v3/contacts") == 2
+    assert not [c for c in sandbox.calls if c.status == 401]  # renewed ahead, never refused

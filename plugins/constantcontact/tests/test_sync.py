@@ -173,3 +173,19 @@ def test_first_sync_ignores_contacts_already_deleted_there_and_skips_sms_only_on
     assert run.status == "succeeded", run.error
     assert run.counts["hub"]["created"] == 2
     assert db.session.execute(select(func.count(Contact.id))).scalar_one() == 2
+
+
+def test_the_first_sync_reaches_back_only_to_sync_records_from(conn: Connection, sandbox: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    sandbox.clock_offset = -90 * 86400  # contacts last changed three months ago
+    sandbox.add_contacts(3)
+    sandbox.clock_offset = 0
+    recent = sandbox.add_contacts(2)
+    conn.sync_from = datetime.now(UTC) - timedelta(days=30)
+    db.session.commit()
+    run = run_sync(conn.id, direction="from_crm")
+    assert run.status == "succeeded", run.error
+    assert run.counts["hub"]["created"] == 2
+    emails = {sandbox.contacts[c]["email_address"]["address"] for c in recent}
+    assert set(db.session.execute(select(Contact.email_key)).scalars()) == emails
