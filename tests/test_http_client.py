@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import socket
 import threading
 from typing import Any
 
@@ -141,6 +142,25 @@ def test_rate_limit_headers_pace_calls_before_the_vendor_refuses(
     assert sandbox.rate_limited_count == 0  # slowed down by the headers, never refused
     assert client.stats.rate_limited == 0
     assert client.pacer.waited > 0
+
+
+def test_rate_limit_without_retry_after_still_waits(connection: Connection, sandbox: ExampleSandbox) -> None:
+    client = logged_in(connection)
+    sandbox.fail_next(429, body={"error": "slow_down"}, path_prefix="/api/fields")
+    assert client.get("api/fields").status_code == 200
+    assert calls(sandbox, "/api/fields") == 2
+    # At least half the first backoff step (backoff_base / 2), never an immediate retry.
+    assert _gap_after(sandbox, 429) >= client.backoff_base / 2 - 0.05
+
+
+def test_a_post_that_never_reached_the_vendor_is_resent() -> None:
+    with socket.socket() as probe:  # a port nobody listens on: connection refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = VendorClient(f"http://127.0.0.1:{port}", max_attempts=2, backoff_base=0.01)
+    with pytest.raises(TransientError):
+        client.post("api/actions", json={"title": "x"})
+    assert client.stats.calls == 2 and client.stats.retries == 1
 
 
 # -- connection resets ------------------------------------------------------------------------------

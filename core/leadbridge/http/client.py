@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
+from urllib3.exceptions import NewConnectionError
 
 from .. import __version__
 from ..errors import (
@@ -217,7 +218,8 @@ class VendorClient:
                 self._record(method, url, None, started, all_headers, json, data, f"{type(exc).__name__}")
                 path = urlsplit(url).path
                 error: LeadbridgeError = TransientError(f"{method} {path}: {type(exc).__name__}")
-                if retry_transient and attempt < self.max_attempts:
+                # A request that never reached the vendor (refused, connect timeout) is safe to resend.
+                if (retry_transient or _never_sent(exc)) and attempt < self.max_attempts:
                     self._backoff(attempt, None)
                     continue
                 raise error from exc
@@ -234,7 +236,7 @@ class VendorClient:
                 continue
             if isinstance(error, RateLimited) and attempt < self.max_attempts:
                 self.stats.rate_limited += 1
-                self._backoff(attempt, error.retry_after, hold=True)
+                self._backoff(attempt, error.retry_after, hold=True, at_least_half=True)
                 continue
             if (
                 type(error) is TransientError
@@ -254,15 +256,20 @@ class VendorClient:
                 return custom
         return default_classification(response)
 
-    def _backoff(self, attempt: int, retry_after: float | None, *, hold: bool = False) -> None:
+    def _backoff(
+        self, attempt: int, retry_after: float | None, *, hold: bool = False, at_least_half: bool = False
+    ) -> None:
         self.stats.retries += 1
         if retry_after is not None:
             if retry_after > self.max_retry_after:
                 raise RateLimited(f"vendor asked to wait {retry_after:.0f}s", retry_after=retry_after)
             wait = retry_after
         else:
-            # Full jitter: spreads retries of parallel workers instead of synchronising them.
-            wait = random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
+            # Jitter spreads retries of parallel workers instead of synchronising them. A rate limit
+            # without Retry-After keeps at least half the backoff, so it is never retried at once.
+            ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
+            floor = ceiling / 2 if at_least_half else 0.0
+            wait = random.uniform(floor, ceiling)
         if hold:
             self.pacer.hold(wait)
             return  # the pacer makes this (and every other) caller wait
@@ -298,6 +305,14 @@ class VendorClient:
                 response=redact_text(response_summary, secrets),
             )
         )
+
+
+def _never_sent(exc: Exception) -> bool:
+    """True when the connection failed before the request went out (so resending cannot duplicate)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError)
 
 
 def _body_text(json_body: Any, data: Any) -> str:
