@@ -107,6 +107,9 @@ def scheduler_command() -> None:
     from . import locks
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before starting: a stop request must never be lost
+        signal.signal(sig, lambda *_: stop.set())
     sched = LeadbridgeScheduler(app)
     if not sched.start():
         click.echo(
@@ -114,9 +117,6 @@ def scheduler_command() -> None:
         )
         sys.exit(1)
     click.echo(f"Scheduler running ({len(sched.job_ids()) - 1} connection jobs). Ctrl+C to stop.")
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     try:
         while not stop.wait(1.0):
             if not sched.running:
