@@ -95,6 +95,7 @@ def shot() -> Any:
 
     def save(page: Any, name: str) -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.evaluate("window.scrollTo(0, 0)")  # the sticky sidebar would follow an #anchor scroll
         # Full page, cut at 1800 px so long record lists stay readable.
         height = min(1800, int(page.evaluate("document.documentElement.scrollHeight")))
         page.screenshot(

@@ -98,6 +98,14 @@ def test_connect_map_sync_log_send_import(
     assert created > 0  # contacts pulled from the CRM into leadbridge
     shot(page, "07-run")
 
+    # Failed records say why (the vendor's reason and code).
+    failed = page.locator(".side-card").nth(0).locator(".outcome-failed")
+    if int(failed.locator(".outcome-num").inner_text()):
+        failed.click()
+        assert page.locator("table.records td.reason").first.inner_text() != ""
+        shot(page, "07b-run-failed-records")
+        page.goto(page.url.split("?")[0])
+
     # The filtered record list behind a number, and the CSV download.
     page.locator(".side-card").nth(1).locator(".outcome-created").click()
     assert page.locator("table.records tbody tr").count() > 0
@@ -150,6 +158,19 @@ def test_connect_map_sync_log_send_import(
     assert page.locator("p.muted").first.inner_text() != before
     assert page.locator("table.contacts-table td:has-text('registered')").count() > 0
     shot(page, "12-list")
+
+    # A form endpoint: its token is shown once.
+    page.click(".sidebar >> text=Forms")
+    page.fill("input[name=name]", "Newsletter sign-up")
+    page.select_option("select[name=list_id]", label="Newsletter")
+    page.click("button:has-text('Create form')")
+    assert page.locator("[data-copy-source]").inner_text().startswith("lbf_")
+    shot(page, "15-forms")
+    page.click(".sidebar >> text=API tokens")
+    page.fill("input[name=name]", "website backend")
+    page.click("button:has-text('Create token')")
+    assert page.locator("[data-copy-source]").inner_text().startswith("lb_")
+    shot(page, "16-api-tokens")
 
     page.click(".sidebar >> text=Overview")
     shot(page, "13-overview")
