@@ -17,7 +17,7 @@ from ..connections import client_for, view
 from ..db import db
 from ..errors import ConfigError, LeadbridgeError
 from ..metadata import ConnectorInfo, ObjectSpec
-from ..models import Connection, FieldMapping
+from ..models import Connection, Contact, FieldMapping
 from ..types import Direction, FieldType, HubKind, RemoteField
 from . import engine
 from .util import connection_info, get_or_404
@@ -67,6 +67,18 @@ def _hub_choices(hub_field: str) -> tuple[str, ...]:
         return tuple(hubfields.HUB_CHOICES.get(hub_field, ()))
     except ImportError:
         return HUB_CHOICES.get(hub_field, ())
+
+
+def _hub_statuses() -> list[str]:
+    """Statuses in use in the hub: suggestions for the keys of a ``status`` value map."""
+    rows = db.session.execute(
+        select(Contact.status)
+        .where(Contact.status.is_not(None))
+        .distinct()
+        .order_by(Contact.status)
+        .limit(100)
+    )
+    return [s for (s,) in rows if s]
 
 
 def discover(conn: Connection, object_type: str, *, refresh: bool = False) -> Discovered:
@@ -202,6 +214,7 @@ def edit(conn_id: int) -> ResponseReturnValue:
         rows=_rows(spec, fields, mappings, submitted),
         hub_fields=_hub_fields(hub_kind),
         hub_choices=_hub_choices,
+        hub_statuses=_hub_statuses(),
         WRITE_POLICIES=WRITE_POLICIES,
         DIRECTION_LABELS=DIRECTION_LABELS,
         saved=request.args.get("saved") == "1",
