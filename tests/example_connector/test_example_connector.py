@@ -17,7 +17,7 @@ from flask import Flask
 from leadbridge.app import get_plugins
 from leadbridge.connections import revoke
 from leadbridge.db import db
-from leadbridge.errors import AuthError, ConfigError
+from leadbridge.errors import AuthError, ConfigError, QuotaExhausted
 from leadbridge.models import Connection
 from leadbridge.plugins import hook_names
 from leadbridge.testing import ConnectorHarness, install_entry_point, temporary_database
@@ -110,6 +110,16 @@ def test_a_batch_over_the_vendor_limit_is_a_config_error(harness: ConnectorHarne
     contacts = [Contact(email=f"p{i}@example.com", fields={"last_name": "P"}) for i in range(101)]
     with pytest.raises(ConfigError, match="batch size"):
         harness.call("upsert_contact", object_type="contact", contacts=contacts)
+
+
+def test_daily_quota_answer_pauses_instead_of_retrying(
+    harness: ConnectorHarness, sandbox: ExampleSandbox
+) -> None:
+    harness.login()
+    sandbox.fail_next(429, body={"error": "quota_exceeded"}, path_prefix="/api/fields")
+    with pytest.raises(QuotaExhausted):
+        harness.fields("contact")
+    assert sandbox.count_calls(prefix="/api/fields") == 1
 
 
 def test_delete_is_reported_by_the_next_incremental_fetch(

@@ -163,7 +163,7 @@ def authenticate(
 
 @hookimpl
 def revoke_credentials(connection: ConnectionView, client: VendorClient) -> bool | None:
-    """ "Revoke access": end the grant at ExampleCRM too (RFC 7009), not only locally."""
+    """On "Revoke access", end the grant at ExampleCRM too (RFC 7009), not only locally."""
     creds = connection.credentials
     token = creds and (creds.refresh_token or creds.access_token)
     if not token:
