@@ -37,10 +37,10 @@ def child_env(app: Flask) -> dict[str, str]:
     return env
 
 
-def leadbridge_sync(app: Flask, conn_id: int) -> subprocess.Popen[bytes]:
+def leadbridge_sync(app: Flask, conn_id: int, direction: str = "to_crm") -> subprocess.Popen[bytes]:
     exe = Path(sys.executable).with_name("leadbridge")
     return subprocess.Popen(
-        [str(exe), "sync", str(conn_id), "--direction", "to_crm", "--json"],
+        [str(exe), "sync", str(conn_id), "--direction", direction, "--json"],
         env=child_env(app), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
 
@@ -89,3 +89,35 @@ def test_sigkill_at_random_batch_points_loses_and_duplicates_nothing(
     runs = db.session.execute(select(SyncRun).where(SyncRun.connection_id == conn_id)).scalars().all()
     assert sum(1 for r in runs if r.status == "running") == 0  # interrupted runs were closed
     assert db.session.get(Connection, conn_id) is not None
+
+
+def test_sigkill_during_a_pull_loses_and_duplicates_nothing(
+    app_ctx: Flask, connection: Connection, sandbox: Any
+) -> None:
+    default_mappings(connection)
+    db.session.commit()
+    sandbox.add_contacts(N)
+    conn_id = connection.id
+    rng = random.Random()
+    kills = 0
+    for _ in range(KILLS):
+        target = sandbox.count_calls("GET", "/api/contacts") + rng.randint(1, 4)
+        child = leadbridge_sync(app_ctx, conn_id, "from_crm")
+        deadline = time.monotonic() + 120
+        while (
+            sandbox.count_calls("GET", "/api/contacts") < target
+            and child.poll() is None
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.002)
+        if child.poll() is None:
+            child.send_signal(signal.SIGKILL)
+            kills += 1
+        child.communicate(timeout=30)
+    assert kills >= 1
+    final = leadbridge_sync(app_ctx, conn_id, "from_crm")
+    _out, err = final.communicate(timeout=300)
+    assert final.returncode == 0, err.decode()[-2000:]
+    db.session.expire_all()
+    assert db.session.execute(select(func.count(Contact.id))).scalar_one() == N
+    assert db.session.execute(select(func.count(Link.id))).scalar_one() == N
