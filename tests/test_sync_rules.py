@@ -304,3 +304,28 @@ def test_first_run_honours_sync_records_from(conn: Connection, sandbox: Any) -> 
     db.session.commit()
     run = run_sync(conn.id, direction="from_crm")
     assert run.counts["hub"]["created"] == 1
+
+
+def test_scheduled_push_creates_actions_when_enabled(conn: Connection, sandbox: Any) -> None:
+    from leadbridge.sync import export_runs_csv
+    from leadbridge.sync.runner import create_run, execute
+
+    set_options(conn, push_actions_on_schedule=True)
+    for i in range(3):
+        c = Contact(first_name="Act", last_name=f"Ion {i}")
+        c.set_email(f"action{i}@example.org")
+        db.session.add(c)
+    db.session.commit()
+    manual = run_sync(conn.id, direction="to_crm")
+    assert sandbox.actions == [] and manual.progress_done == manual.progress_total == 3
+    contact = db.session.execute(select(Contact).order_by(Contact.id)).scalars().first()
+    contact.title = "Changed"
+    db.session.commit()
+    run = create_run(conn.id, trigger="schedule", direction="to_crm")
+    db.session.commit()
+    scheduled = execute(run.id)
+    assert scheduled.counts["crm"]["updated"] == 1
+    assert len(sandbox.actions) == 1  # only for what the scheduled push wrote
+    rows = list(csv.DictReader(io.StringIO(export_runs_csv(conn.id))))
+    assert [r["trigger"] for r in rows] == ["schedule", "manual"]
+    assert rows[1]["crm_created"] == "3" and rows[0]["crm_updated"] == "1"
