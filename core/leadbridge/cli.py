@@ -269,3 +269,13 @@ def _register_engine_commands() -> None:
 
 
 _register_engine_commands()
+
+
+def _register_web_commands() -> None:
+    # `leadbridge tokens` lives with the JSON API (leadbridge.web.commands).
+    from .web.commands import register
+
+    register(main)
+
+
+_register_web_commands()
