@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from sqlalchemy import select, text
@@ -23,7 +23,10 @@ from .http import AuthManager, CallStats, Exchange, Pacer, VendorClient
 from .http.redact import known_secrets
 from .metadata import AuthKind, ConnectorInfo, validate_settings
 from .models import Connection, DebugEntry
-from .types import Credentials, Direction
+from .types import Credentials, Direction, RateUsage
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -239,8 +242,13 @@ def client_for(
                 locked.commit()
 
     cv = view(conn)
-    classify = (lambda r: plugins.call_optional(cv, "classify_error", response=r))
-    read_limits = (lambda r: plugins.call_optional(cv, "read_rate_limits", response=r))
+
+    def classify(r: requests.Response) -> LeadbridgeError | None:
+        return plugins.call_optional(cv, "classify_error", response=r)  # type: ignore[no-any-return]
+
+    def read_limits(r: requests.Response) -> RateUsage | None:
+        return plugins.call_optional(cv, "read_rate_limits", response=r)  # type: ignore[no-any-return]
+
     debug_on = bool(conn.options.get("debug")) if debug is None else debug
     on_exchange = _debug_writer(conn_id, run_id) if debug_on else None
     base = plugins.call(cv, "api_base_url")
