@@ -14,7 +14,7 @@ from flask import Flask
 from leadbridge.app import get_plugins
 from leadbridge.connections import client_for, load_credentials, revoke, view
 from leadbridge.db import db
-from leadbridge.errors import AuthError, NeedsReconnect, NotSupported, QuotaExhausted, RecordError
+from leadbridge.errors import AuthError, NeedsReconnect, QuotaExhausted, RecordError
 from leadbridge.http import VendorClient
 from leadbridge.metadata import ConnectorInfo
 from leadbridge.models import Connection
@@ -260,14 +260,23 @@ def test_hook_register_webhooks(call: Call, sandbox: ExampleSandbox) -> None:
     assert [w["url"] for w in sandbox.webhooks] == [url]  # idempotent: not duplicated
 
 
-def test_hook_revoke_credentials_is_optional(call: Call, connection: Connection) -> None:
-    # The example connector does not implement it: the core only forgets the grant locally.
-    assert not get_plugins().implements("example", "revoke_credentials")
-    with pytest.raises(NotSupported):
-        call("revoke_credentials")
-    call("field_types", object_type="contact")  # logs in: the core stores the grant
+def test_hook_revoke_credentials(connection: Connection, sandbox: ExampleSandbox) -> None:
+    client = client_for(connection)
+    client.get("api/fields", params={"object": "contact"})  # logs in: the core stores the grant
     db.session.refresh(connection)
-    assert load_credentials(connection) is not None
+    creds = load_credentials(connection)
+    assert creds is not None and creds.refresh_token in sandbox.refresh_tokens
+
+    bare = VendorClient(get_plugins().call(view(connection), "api_base_url"))
+    assert get_plugins().call(view(connection), "revoke_credentials", client=bare) is True
+    assert creds.refresh_token not in sandbox.refresh_tokens  # ended at the vendor, not only here
+    assert requests.get(
+        f"{bare.base_url}api/fields", headers=creds.headers, timeout=10
+    ).status_code == 401
+
+    # Through the core's "Revoke access": the local grant is forgotten too.
     revoke(connection)
     db.session.commit()
     assert load_credentials(connection) is None
+    view_without_grant = view(connection)
+    assert get_plugins().call(view_without_grant, "revoke_credentials", client=bare) is None
