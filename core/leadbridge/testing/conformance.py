@@ -327,6 +327,36 @@ class ConnectorConformance:
         )
         assert sandbox.company_count() == before + 1
 
+    def test_a_record_missing_required_fields_does_not_sink_its_batch(
+        self, harness: ConnectorHarness, sandbox: Sandbox
+    ) -> None:
+        """A refused record comes back ``failed`` with a reason, never as an exception for the whole
+        batch. (A connector may also fill the gap itself, like PlanMill's last name from the email.)"""
+        spec = harness.object(HubKind.CONTACT, Direction.TO_CRM)
+        if spec is None:
+            pytest.skip("no contact object can be written to the CRM")
+        required = [
+            f.name
+            for f in harness.fields(spec.name)
+            if f.required and f.writable and f.type is not FieldType.EMAIL and f.hub_field != "email"
+        ]
+        if not required:
+            pytest.skip(f"{spec.name} has no required field besides the email to leave out")
+        good = self._sample_contact(harness, spec)
+        bad = self._sample_contact(harness, spec)
+        for name in required:
+            bad.fields.pop(name, None)
+        good.ref, bad.ref = "good", "bad"
+        before = _count(sandbox.contact_count)
+        results = harness.call("upsert_contact", object_type=spec.name, contacts=[bad, good])
+        assert [r.ref for r in results] == ["bad", "good"], "one result per input, in input order"
+        assert results[1].ok and results[1].remote_id, f"the valid record failed: {results[1].reason}"
+        if results[0].outcome is Outcome.FAILED:
+            assert results[0].code or results[0].reason, "a failed record must say why"
+        else:
+            assert results[0].ok and results[0].remote_id, "an accepted record needs its remote_id"
+        assert sandbox.contact_count() == before + 1 + (1 if results[0].ok else 0)
+
     def test_deleting_a_contact_twice_succeeds_both_times(
         self, harness: ConnectorHarness, sandbox: Sandbox
     ) -> None:
