@@ -180,3 +180,16 @@ def test_an_unmapped_connection_syncs_the_connector_presets(connection: Connecti
     objects = set(db.session.execute(select(FieldMapping.object_type)).scalars())
     assert objects == {"contact", "company"}  # every object gets its presets, not just the first
     assert db.session.execute(select(Contact.last_name).order_by(Contact.id)).scalars().all()[0]
+
+
+def test_first_match_by_email_keeps_hub_values_the_crm_lacks(conn: Connection, sandbox: Any) -> None:
+    [rid] = sandbox.add_contacts(1)
+    email = sandbox.contact(rid)["email"]
+    add_contact(email, title="Chief Explorer", first_name="Ada")
+    run = run_sync(conn.id)
+    assert run.status == "succeeded", run.error
+    contact = db.session.execute(select(Contact)).scalar_one()
+    assert contact.title == "Chief Explorer"  # not wiped by the CRM's empty job title
+    assert sandbox.contact(rid)["job_title"] == "Chief Explorer"  # and sent there
+    assert contact.last_name == sandbox.contact(rid)["last_name"]
+    assert db.session.execute(select(func.count(Contact.id))).scalar_one() == 1

@@ -111,6 +111,8 @@ def merge_pull(
         except ConversionError as exc:
             result.errors.append(f"{rf}: {exc.message}")
             continue
+        if not seen and not created and is_empty(remote_val) and not is_empty(hub_old):
+            continue  # first match: a field the CRM never had does not wipe the hub's value (it is pushed)
         if not created and rule.write_policy == "never":
             continue
         if not created and rule.write_policy == "if_empty" and not is_empty(hub_old):
