@@ -298,3 +298,25 @@ def test_unsubscribed_people_are_kept_out_of_bulk_imports(harness, sandbox) -> N
         == "unsubscribed"
     )
     assert sandbox.contact_by_email("b1@example.com")["email_address"]["permission_to_send"] == "implicit"
+
+
+def test_a_failed_import_activity_fails_its_records(harness, sandbox) -> None:
+    sandbox.fail_activities = 1
+    results = upsert(harness, *[person(f"f{i}@example.com", str(i)) for i in range(50)])
+    assert all(r.outcome is Outcome.FAILED and r.code == "import_failed" for r in results)
+    assert "failed to process" in (results[0].reason or "")
+    assert sandbox.contact_count() == 0
+    # The engine sends the batch again later: this time it goes through, creating each person once.
+    again = upsert(harness, *[person(f"f{i}@example.com", str(i)) for i in range(50)])
+    assert all(r.outcome is Outcome.CREATED for r in again) and sandbox.contact_count() == 50
+
+
+def test_an_ambiguous_upsert_is_sent_again_without_a_duplicate(harness, sandbox) -> None:
+    harness.login()
+    # Applied by Constant Contact, then the connection drops before the answer arrives.
+    sandbox.fail_next(0, mode="reset", path_prefix="/v3/contacts/sign_up_form")
+    sandbox.fail_next(503, path_prefix="/v3/contacts/sign_up_form")
+    [result] = upsert(harness, person("twice@example.com", first_name="Once"))
+    assert result.ok and result.remote_id
+    assert sandbox.count_calls("POST", "/v3/contacts/sign_up_form") == 3
+    assert sandbox.contact_count() == 1

@@ -107,6 +107,8 @@ class ConstantContactSandbox(Sandbox):
         self.confirmed_opt_in = False
         self.sign_up_actions = ("created", "updated")
         self.max_queued_activities = 1000
+        #: the next N activities end ``failed`` (nothing applied), as the vendor's workers sometimes do
+        self.fail_activities = 0
         self.record_exchanges = False
         #: addresses the vendor refuses (its do-not-mail list): 400 on writes, a row error in imports
         self.blocked_emails: set[str] = set()
@@ -875,6 +877,18 @@ class ConstantContactSandbox(Sandbox):
 
     def _finish(self, act: dict[str, Any], kind: str, payload: dict[str, Any]) -> None:
         errors: list[str] = []
+        if self.fail_activities > 0:
+            self.fail_activities -= 1
+            now = self._stamp()
+            act.update(
+                state="failed",
+                percent_done=0,
+                completed_at=now,
+                updated_at=now,
+                activity_errors=["The activity failed to process. Try again."],
+            )
+            act["status"].update(error_count=act["status"]["items_total_count"])
+            return
         if kind == "list_delete":
             for c in self.contacts.values():
                 if payload["list_id"] in c.get("list_memberships", []):
