@@ -27,9 +27,11 @@ from leadbridge.types import (
     Page,
     RecordResult,
     RemoteField,
+    WebhookEvent,
+    WebhookRequest,
 )
 
-from . import auth, fields, reads, urls, writes
+from . import auth, fields, reads, urls, webhooks, writes
 from . import info as _info
 from .paging import PAGE_SIZE
 
@@ -144,6 +146,18 @@ def delete_contacts(
 def create_action(connection: ConnectionView, client: VendorClient, action: Action) -> RecordResult:
     """Add an action titled from the template, the contact attached (always a new one)."""
     return writes.create_action(connection, client, action)
+
+
+@hookimpl
+def handle_webhook(connection: ConnectionView, request: WebhookRequest) -> list[WebhookEvent]:
+    """Check the delivery's URL key first, then turn PlanMill's ``hook``/``Id``/``resource`` into events."""
+    return webhooks.handle(connection, request)
+
+
+@hookimpl
+def register_webhooks(connection: ConnectionView, client: VendorClient, url: str) -> list[str]:
+    """Subscribe contact and account events to ``url`` (plus its key) once; existing hooks are kept."""
+    return webhooks.register(connection, client, url)
 
 
 def _page_size(connection: ConnectionView) -> int:
