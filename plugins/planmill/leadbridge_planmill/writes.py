@@ -15,6 +15,7 @@ from leadbridge.types import Action, Company, Contact, Outcome, RecordResult
 from .fields import ACTION_WRITABLE, to_planmill, writable_body
 from .info import DEFAULT_ACCOUNT, DEFAULT_ACTION_TITLE
 from .matching import account_ids, find_account, find_contact, name_key
+from .runcache import run_cache
 
 ACTION_TYPES = {
     "call": 1,
@@ -86,7 +87,8 @@ def _upsert_company(client: VendorClient, company: Company) -> RecordResult:
                 return _update(client, "accounts", company.remote_id, current, body, company.ref)
         remote_id, created = ensure_account(client, company.name, body)
         if created:
-            return RecordResult(Outcome.CREATED, ref=company.ref, remote_id=remote_id)
+            warning = run_cache(client, "account_warnings").pop(remote_id, None)
+            return RecordResult(Outcome.CREATED, ref=company.ref, remote_id=remote_id, reason=warning)
         return RecordResult(Outcome.UNCHANGED, ref=company.ref, remote_id=remote_id)
     except (RecordError, ValueError) as exc:
         return _failed(company.ref, exc)
@@ -120,7 +122,11 @@ def ensure_account(
         # account, then set the rest (a refusal there is reported, the account still exists).
         remote_id = _created_id(client.post("accounts", json={"name": clean}).json())
         known[key] = remote_id
-        client.post(f"accounts/{remote_id}", json=dict(body or {}))
+        try:
+            client.post(f"accounts/{remote_id}", json=dict(body or {}))
+        except RecordError as exc:
+            # The account exists either way: report it created, with what PlanMill refused.
+            run_cache(client, "account_warnings")[remote_id] = f"created without some fields: {exc}"
     known[key] = remote_id
     return remote_id, True
 

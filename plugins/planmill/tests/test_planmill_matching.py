@@ -91,3 +91,14 @@ def test_deleting_a_contact_twice_is_fine(hooks: Hooks, pm: PlanMillSandbox) -> 
         (result,) = hooks("delete_contacts", object_type="contact", remote_ids=[str(rid)])
         assert result.outcome is Outcome.DELETED
     assert rid not in pm.records["contacts"]
+
+
+def test_an_account_whose_extra_fields_are_refused_is_still_reported_created(
+    hooks: Hooks, pm: PlanMillSandbox
+) -> None:
+    pm.reject_account_location = True
+    company = Company(name="Half Oy", fields={"billingCity": "Oulu", "email": "not-an-email"})
+    (result,) = hooks("upsert_company", companies=[company])
+    assert result.outcome is Outcome.CREATED and result.remote_id
+    assert "email" in (result.reason or "")
+    assert pm.find("accounts", name="Half Oy")
