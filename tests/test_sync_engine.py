@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -147,25 +148,34 @@ def test_email_change_updates_the_linked_record(conn: Connection, sandbox: Any) 
 
 def test_partial_batch_failure_is_logged_per_record(conn: Connection, sandbox: Any) -> None:
     add_contact("good@example.org")
-    add_contact("bad@example.org", score=None)
-    conn = db.session.get(Connection, conn.id)
-    bad = db.session.execute(select(Contact).where(Contact.email_key == "bad@example.org")).scalar_one()
-    bad.custom = {"industry": "aerospace"}
-    db.session.commit()
-    from leadbridge.models import FieldMapping
-
-    db.session.add(FieldMapping(connection_id=conn.id, object_type="contact", hub_field="custom.industry",
-                                remote_field="cf_industry", direction="to_crm"))
+    stale = add_contact("stale@example.org")
+    # linked to a CRM record that was removed without notice: the vendor refuses that one record
+    db.session.add(Link(connection_id=conn.id, object_type="contact", hub_kind="contact", hub_id=stale.id,
+                        remote_id="999999", last_values={}, synced_at=datetime(2020, 1, 1, tzinfo=UTC)))
     db.session.commit()
     run = run_sync(conn.id, direction="to_crm")
     assert run.status == "partial"
     assert run.counts["crm"]["created"] == 1 and run.counts["crm"]["failed"] == 1
     [failed] = records(run, outcome="failed")
-    assert failed.code == "INVALID_OPTION" and failed.label == "bad@example.org"
+    assert failed.code == "NOT_FOUND" and failed.label == "stale@example.org"
     # The failed one is retried on the next run; the good one costs nothing.
-    sandbox.reset_calls()
     again = run_sync(conn.id, direction="to_crm")
     assert again.counts["crm"]["failed"] == 1 and again.counts["crm"]["created"] == 0
+
+
+def test_an_option_the_crm_lacks_is_refused_before_sending(conn: Connection, sandbox: Any) -> None:
+    from leadbridge.models import FieldMapping
+
+    contact = add_contact("option@example.org")
+    contact = db.session.get(Contact, contact.id)
+    contact.custom = {"industry": "aerospace"}
+    db.session.add(FieldMapping(connection_id=conn.id, object_type="contact", hub_field="custom.industry",
+                                remote_field="cf_industry", direction="to_crm"))
+    db.session.commit()
+    run = run_sync(conn.id, direction="to_crm")
+    [failed] = records(run, outcome="failed")
+    assert failed.code == "invalid_option" and "extend the value map" in (failed.reason or "")
+    assert sandbox.count_calls("POST", BATCH) == 0
 
 
 def test_an_unmapped_connection_syncs_the_connector_presets(connection: Connection, sandbox: Any) -> None:

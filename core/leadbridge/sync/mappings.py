@@ -36,6 +36,8 @@ class FieldRule:
     hub_type: FieldType
     remote_type: FieldType
     required: bool = False
+    #: the remote field's option values (select/multiselect), empty when free
+    choices: frozenset[str] = frozenset()
 
     def pushes(self) -> bool:
         return self.direction.includes(Direction.TO_CRM)
@@ -268,6 +270,7 @@ def resolve(
                 hub_type=hub_field_type(spec.hub_kind, row.hub_field, rf.type),
                 remote_type=rf.type,
                 required=rf.required,
+                choices=frozenset(c.value for c in rf.choices),
             )
         )
     return result

@@ -130,6 +130,14 @@ def merge_pull(
     return result
 
 
+def _unknown_options(rule: FieldRule, value: Any) -> list[str]:
+    """Options the CRM field does not offer (caught before sending, with advice, not by the vendor)."""
+    if not rule.choices or value is None:
+        return []
+    values = value if isinstance(value, list) else [value]
+    return [repr(v) for v in values if str(v) not in rule.choices]
+
+
 @dataclass(slots=True)
 class PushPlan:
     """What one hub record would send to the CRM."""
@@ -138,6 +146,8 @@ class PushPlan:
     diff: dict[str, list[Any]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    #: the code of the first error (``type_mismatch``, ``invalid_option``)
+    code: str | None = None
 
     def agreed(self, last: dict[str, Any]) -> dict[str, Any]:
         merged = dict(last)
@@ -167,6 +177,15 @@ def plan_push(
             value = to_remote(rule, get_value(hub, rule.hub_field))
         except ConversionError as exc:
             plan.errors.append(f"{rule.hub_field} → {rf}: {exc.message}")
+            plan.code = plan.code or "type_mismatch"
+            continue
+        unknown = _unknown_options(rule, value)
+        if unknown:
+            plan.errors.append(
+                f"{rule.hub_field} → {rf}: {', '.join(unknown)} not an option in the CRM;"
+                " extend the value map"
+            )
+            plan.code = plan.code or "invalid_option"
             continue
         if create:
             if is_empty(value):

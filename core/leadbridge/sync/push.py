@@ -358,7 +358,7 @@ def _plan_contact(
             hub_id=hub.id,
             label=label,
             reason="; ".join(plan.errors),
-            code="type_mismatch",
+            code=plan.code,
         )
         return None
     if plan.missing:
