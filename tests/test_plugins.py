@@ -349,6 +349,7 @@ def test_plugins_json_lists_every_installed_plugin(app: Flask) -> None:
         assert error in rows[name]["error"]
         assert rows[name]["distribution"] == f"lb-test-{name}"
         assert rows[name]["version"] == "1.2.3"
+    assert app.test_cli_runner().invoke(main, ["plugins", "--check"]).exit_code == 1  # some are broken
     assert rows["recorder"] == {
         "name": "recorder",
         "display_name": "Recorder",

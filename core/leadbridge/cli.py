@@ -63,24 +63,25 @@ def upgrade_database() -> None:
 
 @main.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--check", is_flag=True, help="Exit with status 1 when an installed connector is broken.")
 @with_appcontext
-def plugins_command(as_json: bool) -> None:
+def plugins_command(as_json: bool, check: bool) -> None:
     """List installed connectors: distribution, version, state (loaded/broken/blocked), hooks, error."""
     plugins = get_plugins()
     rows = [r.as_dict() for r in sorted(plugins.records.values(), key=lambda r: r.name)]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
-        return
-    if not rows:
+    elif not rows:
         click.echo("No connectors installed. pip install leadbridge-<name> to add one.")
-        return
-    for row in rows:
+    for row in [] if as_json else rows:
         dist, version = row["distribution"] or "-", row["version"] or "-"
         click.echo(f"{row['name']:<20} {dist:<28} {version:<10} {row['state']}")
         if row["error"]:
             click.echo(f"{'':<20} error: {row['error']}")
         elif row["hooks"]:
             click.echo(f"{'':<20} hooks: {', '.join(row['hooks'])}")
+    if check and any(row["state"] == "broken" for row in rows):
+        sys.exit(1)
 
 
 @main.group("connections", invoke_without_command=True)
