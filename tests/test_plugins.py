@@ -55,6 +55,7 @@ def valid_info(**overrides: Any) -> ConnectorInfo:
     }
     return ConnectorInfo(**{**values, **overrides})
 
+
 #: entry point name -> module in tests/broken_plugins
 TEST_PLUGINS = {
     "broken_import": "lb_broken_import",
