@@ -24,6 +24,8 @@ BODY_BUDGET = int(BULK_MAX_BYTES * 0.9)
 DELETE_ONE_BY_ONE_UP_TO = 20
 DELETE_CHUNK = 500
 MAX_POLLS = 400
+#: at most this many single look-ups per import for records the read-back did not see
+MAX_LOOKUPS = 20
 FINISHED = frozenset({"completed", "cancelled", "failed", "timed_out"})
 
 
@@ -89,6 +91,7 @@ def import_contacts(
                 failed_chunk[i] = (
                     f"bulk import {act.get('state')}: {'; '.join(act.get('activity_errors') or [])}"
                 )
+    lookups = 0
     for i, (_, contact, values) in enumerate(todo):
         email = str(values["email"]).strip().lower()
         if i in failed_chunk:
@@ -111,6 +114,20 @@ def import_contacts(
             )
             continue
         reason = next((e for e in errors if email in e.lower()), None)
+        if reason is None:
+            # Constant Contact may leave a contact the import did not change untouched (its
+            # updated_at stays put), so the read-back misses it: look it up before calling it lost.
+            known = contact.remote_id
+            if known is None and lookups < MAX_LOOKUPS:
+                lookups += 1
+                known = _find_by_email(client, email)
+            if known is not None:
+                results.append(
+                    RecordResult(
+                        Outcome.UNCHANGED, ref=contact.ref, remote_id=known, extra={"via": "bulk_import"}
+                    )
+                )
+                continue
         results.append(
             RecordResult(
                 Outcome.FAILED,
@@ -121,6 +138,12 @@ def import_contacts(
             )
         )
     return results
+
+
+def _find_by_email(client: VendorClient, email: str) -> str | None:
+    body = client.get("contacts", params={"email": email, "status": "all", "limit": 1}).json()
+    found = body.get("contacts") or []
+    return str(found[0]["contact_id"]) if found else None
 
 
 def _touched_since(client: VendorClient, since: Any) -> dict[str, tuple[str, Any]]:

@@ -320,3 +320,20 @@ def test_an_ambiguous_upsert_is_sent_again_without_a_duplicate(harness, sandbox)
     assert result.ok and result.remote_id
     assert sandbox.count_calls("POST", "/v3/contacts/sign_up_form") == 3
     assert sandbox.contact_count() == 1
+
+
+def test_records_an_import_left_untouched_are_found_not_reported_lost(harness, sandbox) -> None:
+    batch = [person(f"n{i}@example.com", str(i), first_name="Same") for i in range(53)]
+    first = upsert(harness, *batch)
+    assert all(r.outcome is Outcome.CREATED for r in first)
+    # Sent again unchanged, to an account whose imports leave unchanged contacts untouched.
+    sandbox.import_touches_unchanged = False
+    sandbox.clock_offset = 10  # a later sync, not the same second
+    sandbox.record_exchanges = True
+    for contact, result in list(zip(batch, first, strict=True))[3:]:
+        contact.remote_id = result.remote_id  # linked ones; the first three are not
+    again = upsert(harness, *batch)
+    assert [r.outcome for r in again] == [Outcome.UNCHANGED] * 53, [(r.outcome, r.reason) for r in again][:5]
+    assert [r.remote_id for r in again] == [r.remote_id for r in first]
+    lookups = [ex for ex in sandbox.exchanges if ex["path"] == "/v3/contacts" and "email" in ex["query"]]
+    assert len(lookups) == 3

@@ -109,6 +109,8 @@ class ConstantContactSandbox(Sandbox):
         self.max_queued_activities = 1000
         #: the next N activities end ``failed`` (nothing applied), as the vendor's workers sometimes do
         self.fail_activities = 0
+        #: whether an import row that changes nothing still bumps ``updated_at`` (not confirmed)
+        self.import_touches_unchanged = True
         self.record_exchanges = False
         #: addresses the vendor refuses (its do-not-mail list): 400 on writes, a row error in imports
         self.blocked_emails: set[str] = set()
@@ -925,6 +927,7 @@ class ConstantContactSandbox(Sandbox):
         if email.lower() in self.blocked_emails:
             return f"{email} is on the do-not-mail list"
         cid = self.by_email.get(email.lower())
+        before = json.dumps(self.contacts[cid], sort_keys=True) if cid else None
         if cid is None:
             c = self._new_contact(email, permission="implicit")
         else:
@@ -971,6 +974,7 @@ class ConstantContactSandbox(Sandbox):
             ]
             c["custom_fields"].append(entry)
         c["list_memberships"] = list(dict.fromkeys([*c["list_memberships"], *list_ids]))
-        c["update_source"] = "Account"
-        c["updated_at"] = self._stamp()
+        if self.import_touches_unchanged or json.dumps(c, sort_keys=True) != before:
+            c["update_source"] = "Account"
+            c["updated_at"] = self._stamp()
         return f"{email}: {'; '.join(problems)}" if problems else None
