@@ -36,8 +36,14 @@ def build_app(folder: Path) -> Any:
     from leadbridge.app import create_app
 
     url = os.environ.get("LEADBRIDGE_BENCH_DATABASE_URL") or f"sqlite:///{folder / 'bench.sqlite'}"
-    app = create_app({"INSTANCE_PATH": str(folder), "SQLALCHEMY_DATABASE_URI": url,
-                      "SECRET_KEYS": Fernet.generate_key().decode(), "TESTING": True})
+    app = create_app(
+        {
+            "INSTANCE_PATH": str(folder),
+            "SQLALCHEMY_DATABASE_URI": url,
+            "SECRET_KEYS": Fernet.generate_key().decode(),
+            "TESTING": True,
+        }
+    )
     with app.app_context():
         upgrade()
     return app
@@ -54,9 +60,20 @@ def seed(app: Any, contacts: int) -> dict[str, int]:
     with app.app_context():
         create_user("admin", PASSWORD)
         db.session.commit()
-        db.session.execute(insert(Company), [
-            {"name": f"Company {i:04d} Oy", "name_key": f"company {i:04d} oy", "custom": {}, "field_changed_at": {},
-             "created_at": now, "updated_at": now} for i in range(1000)])
+        db.session.execute(
+            insert(Company),
+            [
+                {
+                    "name": f"Company {i:04d} Oy",
+                    "name_key": f"company {i:04d} oy",
+                    "custom": {},
+                    "field_changed_at": {},
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for i in range(1000)
+            ],
+        )
         companies = list(db.session.execute(select(Company.id).order_by(Company.id)).scalars())
         lists = [ContactList(name="Newsletter"), ContactList(name="Webinar")]
         db.session.add_all(lists)
@@ -67,18 +84,34 @@ def seed(app: Any, contacts: int) -> dict[str, int]:
             for i in range(start, min(contacts, start + chunk)):
                 first, last = FIRST[i % len(FIRST)], LAST[(i // 7) % len(LAST)]
                 email = f"{first}.{last}.{i}@example{i % 97}.com".lower()
-                rows.append({
-                    "email": email, "email_key": email, "first_name": first, "last_name": f"{last}{i % 1000}",
-                    "status": STATUSES[i % len(STATUSES)], "company_id": companies[i % len(companies)],
-                    "company_name": f"Company {i % 1000:04d} Oy", "consent": "none", "unsubscribed": False,
-                    "custom": {}, "field_changed_at": {}, "created_at": now, "updated_at": now,
-                })
+                rows.append(
+                    {
+                        "email": email,
+                        "email_key": email,
+                        "first_name": first,
+                        "last_name": f"{last}{i % 1000}",
+                        "status": STATUSES[i % len(STATUSES)],
+                        "company_id": companies[i % len(companies)],
+                        "company_name": f"Company {i % 1000:04d} Oy",
+                        "consent": "none",
+                        "unsubscribed": False,
+                        "custom": {},
+                        "field_changed_at": {},
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
             db.session.execute(insert(Contact), rows)
             db.session.commit()
         ids = list(db.session.execute(select(Contact.id).order_by(Contact.id)).scalars())
-        db.session.execute(insert(ListMembership), [
-            {"list_id": lists[i % 2].id, "contact_id": cid, "status": "subscribed", "added_at": now}
-            for i, cid in enumerate(ids) if i % 4 == 0])
+        db.session.execute(
+            insert(ListMembership),
+            [
+                {"list_id": lists[i % 2].id, "contact_id": cid, "status": "subscribed", "added_at": now}
+                for i, cid in enumerate(ids)
+                if i % 4 == 0
+            ],
+        )
         db.session.commit()
         return {"list": lists[0].id, "company": companies[500], "middle": ids[len(ids) // 2]}
 
@@ -87,8 +120,12 @@ def login(app: Any) -> Any:
     client = app.test_client()
     page = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
-    assert client.post("/login", data={"username": "admin", "password": PASSWORD, "csrf_token": token}
-                       ).status_code == 302
+    assert (
+        client.post(
+            "/login", data={"username": "admin", "password": PASSWORD, "csrf_token": token}
+        ).status_code
+        == 302
+    )
     return client
 
 
@@ -103,12 +140,14 @@ def measure(client: Any, path: str, n: int) -> tuple[float, float, float, int]:
         assert response.status_code == 200, path
         rows = response.get_data(as_text=True).count('name="contact_ids"')
     times.sort()
-    p95 = times[min(len(times) - 1, int(round(0.95 * len(times))) - 1)]
+    p95 = times[min(len(times) - 1, round(0.95 * len(times)) - 1)]
     return statistics.median(times), p95, times[-1], rows
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--write-docs", action="store_true")
@@ -147,9 +186,14 @@ def main() -> None:
     if args.write_docs:
         path = ROOT / "docs" / "benchmarks.md"
         existing = path.read_text() if path.exists() else "# Benchmarks\n"
-        section = "\n## Panel: contacts list (bench/panel.py)\n\n" + "\n".join(lines) + (
-            f"\n\nMeasured {datetime.now(UTC):%Y-%m-%d} with `python bench/panel.py --write-docs` on the "
-            f"development machine (2 shared cores); Python {sys.version.split()[0]}.\n")
+        section = (
+            "\n## Panel: contacts list (bench/panel.py)\n\n"
+            + "\n".join(lines)
+            + (
+                f"\n\nMeasured {datetime.now(UTC):%Y-%m-%d} with `python bench/panel.py --write-docs` on the "
+                f"development machine (2 shared cores); Python {sys.version.split()[0]}.\n"
+            )
+        )
         marker = "\n## Panel: contacts list (bench/panel.py)\n"
         if marker in existing:  # replace our previous section, keep everyone else's
             before, _, after = existing.partition(marker)

@@ -6,23 +6,13 @@ those endpoint names to prove every route has a test.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from flask import Flask, url_for
 from flask.testing import FlaskClient
-
-PASSWORD = "correct horse battery staple"
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def csrf_from(html: str | bytes) -> str:
-    text = html.decode() if isinstance(html, bytes) else html
-    match = _CSRF.search(text)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
+from panel_helpers import PASSWORD, csrf_from
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conftest import PASSWORD, csrf_from
 from flask import Flask
 from flask.testing import FlaskClient
 from leadbridge.db import db
 from leadbridge.models import User
 from leadbridge.web.security import PUBLIC_ENDPOINTS
+from panel_helpers import PASSWORD, csrf_from
 
 
 def _login(client: FlaskClient, url: Callable[..., str], password: str, username: str = "admin") -> int:

@@ -17,13 +17,19 @@ from leadbridge.testing import install_entry_point
 BROKEN_DIR = Path(__file__).resolve().parents[1] / "broken_plugins"
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def broken_connector_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A connector whose import fails, installed before the app loads its plugins (autouse)."""
+    """A connector whose import fails, installed before the app loads its plugins."""
     site = tmp_path / "site"
     install_entry_point(site, dist_name="lb-test-broken", name="broken_import", module="lb_broken_import")
     monkeypatch.syspath_prepend(str(BROKEN_DIR))
     monkeypatch.syspath_prepend(str(site))
+
+
+@pytest.fixture
+def app(broken_connector_installed: None, app: Flask) -> Flask:
+    """The kit's app, created after the broken connector was installed."""
+    return app
 
 
 def test_cards_show_every_connector_with_its_state(logged_in: FlaskClient, url) -> None:
