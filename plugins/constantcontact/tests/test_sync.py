@@ -189,3 +189,13 @@ def test_the_first_sync_reaches_back_only_to_sync_records_from(conn: Connection,
     assert run.counts["hub"]["created"] == 2
     emails = {sandbox.contacts[c]["email_address"]["address"] for c in recent}
     assert set(db.session.execute(select(Contact.email_key)).scalars()) == emails
+
+
+def test_records_of_a_failed_import_are_sent_again_by_the_next_sync(conn: Connection, sandbox: Any) -> None:
+    for i in range(50):
+        hub_contact(f"retry.{i}@example.com")
+    sandbox.fail_activities = 1
+    first = run_sync(conn.id, direction="to_crm")
+    assert first.counts["crm"]["failed"] == 50 and sandbox.contact_count() == 0
+    second = run_sync(conn.id, direction="to_crm")
+    assert second.counts["crm"]["created"] == 50 and sandbox.contact_count() == 50
