@@ -199,3 +199,13 @@ def test_records_of_a_failed_import_are_sent_again_by_the_next_sync(conn: Connec
     assert first.counts["crm"]["failed"] == 50 and sandbox.contact_count() == 0
     second = run_sync(conn.id, direction="to_crm")
     assert second.counts["crm"]["created"] == 50 and sandbox.contact_count() == 50
+
+
+def test_quota_exceeded_pauses_the_run_until_midnight_utc(conn: Connection, sandbox: Any) -> None:
+    hub_contact("later@example.com")
+    sandbox.daily_used = sandbox.daily_limit
+    run = run_sync(conn.id, direction="to_crm")
+    assert run.status == "paused", (run.status, run.error)
+    assert run.resumes_at is not None
+    assert (run.resumes_at.hour, run.resumes_at.minute) == (0, 0)
+    assert sandbox.contact_count() == 0
