@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,13 +47,64 @@ def _page(client: VendorClient, path: str, params: dict[str, Any] | None) -> Pag
 
 
 def fetch_contacts(client: VendorClient, since: datetime | None, cursor: str | None) -> Page[Contact]:
-    """One page of contacts changed since ``since``; ``status=all`` so deletions are seen."""
-    if cursor:
-        return _page(client, cursor, None)
-    params: dict[str, Any] = {"status": "all", "include": INCLUDE, "limit": PAGE_LIMIT}
-    if since is not None:
-        params["updated_after"] = iso_z(since)
-    return _page(client, "contacts", params)
+    """One page of contacts changed since ``since``; ``status=all`` so deletions are seen.
+
+    Constant Contact's paging shifts when contacts change while it is followed: a changed contact
+    moves and another one can slip between two pages unseen. The cursor therefore remembers when
+    paging started; when a page shows a contact changed after that, the listing is read once more
+    from ``since`` after the last page (the engine ignores what it already stored).
+    """
+    state = _ReadState.decode(cursor) if cursor else _ReadState(since=since, started=datetime.now(UTC))
+    if state.href:
+        page = _page(client, state.href, None)
+    else:
+        params: dict[str, Any] = {"status": "all", "include": INCLUDE, "limit": PAGE_LIMIT}
+        if state.since is not None:
+            params["updated_after"] = iso_z(state.since)
+        page = _page(client, "contacts", params)
+    # Changed after paging started (server time; a clock ahead of ours only costs an extra read).
+    if any(c.modified_at is not None and c.modified_at > state.started for c in page.items):
+        state.moved = True
+    if page.next_cursor is not None:
+        page.next_cursor = replace(state, href=page.next_cursor).encode()
+    elif state.moved and not state.reread:
+        page.next_cursor = _ReadState(since=state.since, started=datetime.now(UTC), reread=True).encode()
+    return page
+
+
+@dataclass(slots=True)
+class _ReadState:
+    """What an incremental read carries from page to page (opaque to the engine)."""
+
+    since: datetime | None
+    started: datetime
+    href: str | None = None
+    moved: bool = False
+    reread: bool = False
+
+    def encode(self) -> str:
+        data = {
+            "href": self.href,
+            "since": self.since.isoformat() if self.since else None,
+            "started": self.started.isoformat(),
+            "moved": self.moved,
+            "reread": self.reread,
+        }
+        return "cc1:" + base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
+
+    @classmethod
+    def decode(cls, cursor: str) -> _ReadState:
+        if not cursor.startswith("cc1:"):  # a bare vendor link
+            return cls(since=None, started=datetime.now(UTC), href=cursor, reread=True)
+        data = json.loads(base64.urlsafe_b64decode(cursor[4:]))
+        since = datetime.fromisoformat(data["since"]) if data.get("since") else None
+        return cls(
+            since,
+            datetime.fromisoformat(data["started"]),
+            data.get("href"),
+            bool(data.get("moved")),
+            bool(data.get("reread")),
+        )
 
 
 def fetch_list_members(client: VendorClient, list_id: str, cursor: str | None) -> Page[Contact]:

@@ -67,8 +67,10 @@ def test_a_202_processing_page_is_read_like_a_200(harness, sandbox) -> None:
 
 
 def test_incremental_reads_use_updated_after(harness, sandbox) -> None:
+    sandbox.clock_offset = -5  # created a few seconds ago
     old = sandbox.add_contacts(3)
     since = datetime.fromisoformat(sandbox.contacts[old[-1]]["updated_at"].replace("Z", "+00:00"))
+    sandbox.clock_offset = 0
     sandbox.edit_contact(old[1], job_title="Conductor")
     records, _ = harness.fetch_all("contact", since=since)
     assert [r.remote_id for r in records] == [old[1]]
@@ -337,3 +339,29 @@ def test_records_an_import_left_untouched_are_found_not_reported_lost(harness, s
     assert [r.remote_id for r in again] == [r.remote_id for r in first]
     lookups = [ex for ex in sandbox.exchanges if ex["path"] == "/v3/contacts" and "email" in ex["query"]]
     assert len(lookups) == 3
+
+
+def test_a_contact_shifted_past_a_page_boundary_while_paging_is_still_read(harness, sandbox) -> None:
+    sandbox.page_size = 3
+    ids = sandbox.add_contacts(7)
+    seen: list[str] = []
+    page = harness.call("fetch_contacts", object_type="contact", since=None, cursor=None)
+    seen += [c.remote_id for c in page.items]
+    # Someone edits a contact of page one: it moves to the end and the others shift left by one,
+    # so the first contact of the next page slips onto page one, unseen.
+    sandbox.clock_offset = 1  # a moment later
+    sandbox.edit_contact(ids[0], job_title="moved")
+    pages = 1
+    while page.next_cursor is not None and pages < 20:
+        page = harness.call("fetch_contacts", object_type="contact", since=None, cursor=page.next_cursor)
+        seen += [c.remote_id for c in page.items]
+        pages += 1
+    assert set(seen) == set(ids)
+    assert pages == 3 + 3  # the listing, then one more reading of it
+
+
+def test_paging_without_concurrent_changes_reads_once(harness, sandbox) -> None:
+    sandbox.page_size = 3
+    sandbox.add_contacts(7)
+    records, pages = harness.fetch_all("contact")
+    assert pages == 3 and len(records) == 7

@@ -123,9 +123,10 @@ class ConstantContactSandbox(Sandbox):
         return time.time() + self.clock_offset
 
     def _stamp(self) -> str:
-        # Strictly increasing timestamps, so "updated after" is unambiguous inside the sandbox.
+        # Millisecond precision like the vendor: two changes in one millisecond share a stamp
+        # (never ahead of the clock), so "updated after" has the vendor's boundary ambiguity.
         with self.lock:
-            t = max(self.now(), self._last_stamp + 0.001)
+            t = max(self.now(), self._last_stamp)
             self._last_stamp = t
         return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
