@@ -203,3 +203,20 @@ def test_first_match_by_email_keeps_hub_values_the_crm_lacks(conn: Connection, s
     assert sandbox.contact(rid)["job_title"] == "Chief Explorer"  # and sent there
     assert contact.last_name == sandbox.contact(rid)["last_name"]
     assert db.session.execute(select(func.count(Contact.id))).scalar_one() == 1
+
+
+def test_email_handed_over_within_one_page(conn: Connection, sandbox: Any) -> None:
+    [a] = sandbox.add_contacts(1)
+    run_sync(conn.id, direction="from_crm")
+    old = sandbox.contact(a)["email"]
+    with sandbox.lock:
+        rec = sandbox.contacts[int(a)]
+        rec.values["email"] = "renamed@example.org"
+        rec.updated_at = sandbox.now()
+    [b] = sandbox.add_contacts(1)
+    with sandbox.lock:
+        sandbox.contacts[int(b)].values["email"] = old  # a new person takes the freed address
+    run = run_sync(conn.id, direction="from_crm")
+    assert run.counts["hub"] == {"created": 1, "updated": 1, "skipped": 0, "deleted": 0, "failed": 0}
+    emails = sorted(db.session.execute(select(Contact.email)).scalars())
+    assert emails == sorted([old, "renamed@example.org"])

@@ -8,10 +8,11 @@ de-duplicated by the links. A dry run does the same work and rolls the hub write
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from ..db import db, utcnow
 from ..metadata import ObjectSpec
@@ -28,6 +29,58 @@ from .merge import COMPANY_KEY, EMAIL_KEY, NAME_KEY, merge_pull
 
 DELETED_KEY = "__deleted__"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(slots=True)
+class PageCache:
+    """One page's links and hub contacts, read with two queries instead of two per record."""
+
+    conn_id: int
+    object_type: str
+    links: dict[str, Link] = field(default_factory=dict)
+    contacts: dict[str, HubContact] = field(default_factory=dict)
+    remote_ids: set[str] = field(default_factory=set)
+    email_keys: set[str] = field(default_factory=set)
+
+    @classmethod
+    def load(cls, conn_id: int, object_type: str, items: list[Contact]) -> PageCache:
+        cache = cls(conn_id, object_type)
+        cache.remote_ids = {str(i.remote_id) for i in items if i.remote_id is not None}
+        cache.email_keys = {k for k in (normalize_email(i.email) for i in items) if k}
+        if cache.remote_ids:
+            found = db.session.execute(
+                select(Link).where(
+                    Link.connection_id == conn_id,
+                    Link.object_type == object_type,
+                    Link.remote_id.in_(cache.remote_ids),
+                )
+            ).scalars()
+            cache.links = {link.remote_id: link for link in found}
+        hub_ids = {link.hub_id for link in cache.links.values()}
+        if cache.email_keys or hub_ids:
+            rows = db.session.execute(
+                select(HubContact).where(
+                    or_(HubContact.email_key.in_(cache.email_keys), HubContact.id.in_(hub_ids))
+                )
+            ).scalars()
+            cache.contacts = {
+                c.email_key: c for c in rows if c.email_key
+            }  # linked ones now in the identity map
+        return cache
+
+    def link(self, remote_id: str) -> Link | None:
+        if remote_id in self.remote_ids or remote_id in self.links:
+            return self.links.get(remote_id)
+        return links.by_remote(self.conn_id, self.object_type, remote_id)  # pragma: no cover
+
+    def contact(self, email_key: str) -> HubContact | None:
+        if email_key in self.contacts:
+            return self.contacts[email_key]
+        if email_key in self.email_keys:
+            return None
+        return db.session.execute(  # pragma: no cover - a key outside the page
+            select(HubContact).where(HubContact.email_key == email_key)
+        ).scalar_one_or_none()
 
 
 def stream_name(spec: ObjectSpec) -> str:
@@ -55,10 +108,13 @@ def pull_object(ctx: RunContext, spec: ObjectSpec) -> None:
         else:
             page = ctx.call("fetch_contacts", object_type=spec.name, since=since, cursor=page_cursor)
         positions: list[tuple[datetime | None, str]] = []
+        if kind is HubKind.CONTACT:
+            ctx.page = PageCache.load(ctx.conn_id, spec.name, page.items)
         for item in page.items:
             store(item)
             positions.append((item.modified_at, str(item.remote_id or "")))
             ctx.log.advance()
+        ctx.page = None
         _checkpoint(ctx, stream, positions)
         nxt = page.next_cursor
         if nxt is None:
@@ -121,7 +177,12 @@ def store_contact(
 ) -> HubContact | None:
     """Match (link, then email), create or update one hub contact from a CRM record; log the outcome."""
     remote_id = str(item.remote_id) if item.remote_id is not None else None
-    link = links.by_remote(ctx.conn_id, spec.name, remote_id) if remote_id else None
+    cache = ctx.page if ctx.page is not None and ctx.page.object_type == spec.name else None
+    link = (
+        (cache.link(remote_id) if cache else links.by_remote(ctx.conn_id, spec.name, remote_id))
+        if remote_id
+        else None
+    )
     hub = db.session.get(HubContact, link.hub_id) if link else None
     label = item.email or remote_id or "?"
     if item.deleted:
@@ -143,9 +204,13 @@ def store_contact(
                 "hub", spec.name, Outcome.SKIPPED, remote_id=remote_id, label=label, reason="no email"
             )
             return None
-        hub = db.session.execute(
-            select(HubContact).where(HubContact.email_key == email_key)
-        ).scalar_one_or_none()
+        hub = (
+            cache.contact(email_key)
+            if cache
+            else db.session.execute(
+                select(HubContact).where(HubContact.email_key == email_key)
+            ).scalar_one_or_none()
+        )
         if hub is not None and remote_id:
             other = links.by_hub(ctx.conn_id, spec.name, "contact", hub.id)
             if (
@@ -169,6 +234,8 @@ def store_contact(
             hub.set_email(item.email)
             db.session.add(hub)
             created = True
+            if cache:
+                cache.contacts[email_key] = hub
     pending = _hub_pending(link, hub, created)
     last = dict(link.last_values or {}) if link else {}
     last.pop(DELETED_KEY, None)
@@ -194,8 +261,13 @@ def store_contact(
     if created:
         hub.created_at = stamp
     db.session.flush()
+    if cache and hub.email_key and cache.contacts.get(hub.email_key) is not hub:
+        # The CRM changed the email: the old key no longer names this contact.
+        for old in [k for k, v in cache.contacts.items() if v is hub]:
+            cache.contacts.pop(old)
+        cache.contacts[hub.email_key] = hub
     if remote_id:
-        links.save(
+        link = links.save(
             link,
             conn_id=ctx.conn_id,
             object_type=spec.name,
@@ -206,6 +278,8 @@ def store_contact(
             synced_at=_synced_at(link, pending, stamp),
             remote_modified_at=item.modified_at,
         )
+        if cache:
+            cache.links[remote_id] = link
     reason = "; ".join(merged.errors) or None
     for field_name, conflict in merged.conflicts.items():
         ctx.log.add(
