@@ -416,3 +416,32 @@ def test_known_secrets_stay_bounded_and_keep_what_is_in_use() -> None:
     assert "client-secret-in-use" in kept and "expired-token-0299" in kept
     assert "expired-token-0000" not in kept
     assert redact_text("token expired-token-0299 and client-secret-in-use", kept) == "token *** and ***"
+
+
+# -- base URL named by the credentials ---------------------------------------------------------------
+
+
+def test_first_request_goes_to_the_host_the_login_named(
+    connection: Connection, sandbox: ExampleSandbox, sandbox_server: Any
+) -> None:
+    """Like Salesforce's instance_url: the URL is built after authenticating, from the new base."""
+    from dataclasses import replace
+
+    from leadbridge.connections import load_credentials
+
+    logged_in(connection)  # a real token from the sandbox, saved on the connection
+    db.session.refresh(connection)
+    real = load_credentials(connection)
+    assert real is not None
+    auth = AuthManager(
+        lambda previous: replace(real, extra={"instance_url": sandbox_server.url}),
+        load=lambda: None,
+        save=lambda creds: None,
+        lock_key=("test-instance-url", connection.id),
+    )
+    client = VendorClient("http://127.0.0.1:9/", auth=auth)  # port 9 (discard): nothing listens
+    auth.listeners.append(lambda creds: setattr(client, "base_url", creds.extra["instance_url"] + "/"))
+    response = client.get("api/fields", params={"object": "contact"})
+    assert response.status_code == 200
+    assert client.stats.calls == 1
+    assert calls(sandbox, "/api/fields") == 1

@@ -32,7 +32,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build a leadbridge app.
 
     The instance folder (SQLite file, generated keys) is ``INSTANCE_PATH`` from ``test_config``,
-    else ``LEADBRIDGE_INSTANCE_PATH``, else ``./instance``. Config comes from defaults, then ``LEADBRIDGE_*`` environment variables, then ``test_config``.
+    else ``LEADBRIDGE_INSTANCE_PATH``, else ``./instance``. Config comes from defaults, then
+    ``instance/leadbridge.cfg``, then ``LEADBRIDGE_*`` environment variables, then ``test_config``.
     Keys: ``SQLALCHEMY_DATABASE_URI`` (default SQLite in the instance folder), ``SECRET_KEYS``
     (Fernet keys for secrets at rest), ``PLUGINS_ALLOW``/``PLUGINS_BLOCK`` (comma-separated connector
     names), ``HUB_URL`` (public base URL), ``REDIS_URL`` (Celery mode with PostgreSQL).

@@ -9,6 +9,7 @@ import logging
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -267,6 +268,13 @@ def client_for(
         base, auth=auth, pacer=pacer, classify_error=classify, read_rate_limits=read_limits,
         on_exchange=on_exchange, stats=stats, session=bare.session,
     )
+    if auth is not None:
+        # Some vendors name the API host in the token answer (Salesforce's instance_url): ask the
+        # connector again whenever the credentials change, as the api_base_url hookspec promises.
+        def rebase_on(creds: Credentials | None) -> None:
+            client.base_url = plugins.call(replace(cv, credentials=creds), "api_base_url").rstrip("/") + "/"
+
+        auth.listeners.append(rebase_on)
     return client
 
 

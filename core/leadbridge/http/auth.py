@@ -50,6 +50,8 @@ class AuthManager:
         self._renew_lock = renew_lock
         self.credentials: Credentials | None = load()
         self.renewals = 0
+        #: called with the new credentials whenever they change (e.g. to re-read the API base URL)
+        self.listeners: list[Callable[[Credentials | None], None]] = []
         # authenticate() answered None ("no login needed"): don't ask again before every request.
         self._needs_no_login = False
         if self.credentials is not None:
@@ -61,12 +63,18 @@ class AuthManager:
         if creds is None and self._needs_no_login:
             return {}
         if creds is None or _expiring(creds):
-            creds = self._renew(seen=creds, force=False)
+            creds = self._changed(creds, self._renew(seen=creds, force=False))
         return dict(creds.headers) if creds else {}
 
     def token_rejected(self, used: dict[str, str]) -> None:
         """The vendor refused the token sent with headers ``used``: renew, unless someone already did."""
-        self._renew(seen=None, force=True, used=used)
+        self._changed(self.credentials, self._renew(seen=None, force=True, used=used))
+
+    def _changed(self, before: Credentials | None, after: Credentials | None) -> Credentials | None:
+        if after is not before:
+            for listener in self.listeners:
+                listener(after)
+        return after
 
     def _renew(
         self, *, seen: Credentials | None, force: bool, used: dict[str, str] | None = None

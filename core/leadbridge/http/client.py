@@ -193,13 +193,14 @@ class VendorClient:
         since a 429 means nothing was applied. A rejected token is renewed once.
         """
         method = method.upper()
-        url = self.url(path)
         retry_transient = idempotent if idempotent is not None else method in IDEMPOTENT_METHODS
         renewed = False
         attempt = 0
         while True:
             attempt += 1
             sent_headers = self.auth.headers() if self.auth else {}
+            # After the headers: a (re)authentication may have moved the base URL (instance_url).
+            url = self.url(path)
             all_headers = {**sent_headers, **(headers or {})}
             self.pacer.acquire()
             started = time.monotonic()
