@@ -217,8 +217,9 @@ class VendorClient:
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 self._record(method, url, None, started, all_headers, json, data, f"{type(exc).__name__}")
-                path = urlsplit(url).path
-                error: LeadbridgeError = TransientError(f"{method} {path}: {type(exc).__name__}")
+                # (not ``path``: that is the caller's argument, needed again for the next attempt)
+                where = urlsplit(url).path
+                error: LeadbridgeError = TransientError(f"{method} {where}: {type(exc).__name__}")
                 # A request that never reached the vendor (refused, connect timeout) is safe to resend.
                 if (retry_transient or _never_sent(exc)) and attempt < self.max_attempts:
                     self._backoff(attempt, None)
