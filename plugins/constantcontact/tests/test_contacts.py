@@ -350,7 +350,7 @@ def test_a_contact_shifted_past_a_page_boundary_while_paging_is_still_read(harne
     # Someone edits a contact of page one: it moves to the end and the others shift left by one,
     # so the first contact of the next page slips onto page one, unseen.
     sandbox.clock_offset = 1  # a moment later
-    sandbox.edit_contact(ids[0], job_title="moved")
+    sandbox.edit_contact(page.items[0].remote_id, job_title="moved")
     pages = 1
     while page.next_cursor is not None and pages < 20:
         page = harness.call("fetch_contacts", object_type="contact", since=None, cursor=page.next_cursor)
