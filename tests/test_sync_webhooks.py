@@ -68,3 +68,16 @@ def test_webhook_delete_follows_the_delete_policy(conn: Connection, sandbox: Any
     run = receive_webhook(conn.id, delivery(sandbox, [event]))
     assert run.status == "succeeded", run.error
     assert db.session.execute(select(Contact.unsubscribed)).scalar_one() is True
+
+
+def test_a_webhook_that_cannot_be_applied_asks_for_redelivery(conn: Connection, sandbox: Any) -> None:
+    from leadbridge.errors import TransientError
+
+    [rid] = sandbox.add_contacts(1)
+    sandbox.fail_next(503, times=5, path_prefix="/api/fields")
+    event = updated("ev-retry", rid, datetime.now(UTC), first_name="Later")
+    with pytest.raises(TransientError):
+        receive_webhook(conn.id, delivery(sandbox, [event]))
+    assert db.session.execute(select(func.count(Contact.id))).scalar_one() == 0
+    run = receive_webhook(conn.id, delivery(sandbox, [event]))  # re-delivered: applied now
+    assert run.counts["hub"]["created"] == 1

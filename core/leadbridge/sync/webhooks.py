@@ -12,7 +12,7 @@ from typing import Any
 from ..app import get_plugins
 from ..connections import client_for, view
 from ..db import db
-from ..errors import ConfigError
+from ..errors import ConfigError, TransientError
 from ..models import SyncRun, WebhookDelivery
 from ..types import HubKind, Outcome, WebhookEvent, WebhookRequest
 from .context import RunContext
@@ -24,6 +24,7 @@ def receive_webhook(connection_id: int, request: WebhookRequest) -> SyncRun:
     """Verify a delivery with the connector's ``handle_webhook`` and apply its events.
 
     :raises AuthError: the delivery failed verification (answer 401; nothing was stored).
+    :raises TransientError: applying failed (answer 503 so the vendor re-delivers; the run says why).
     :returns: the finished run (trigger ``webhook``) with one record per applied event.
     """
     conn = resolve_connection(connection_id)
@@ -43,20 +44,24 @@ def receive_webhook(connection_id: int, request: WebhookRequest) -> SyncRun:
             ctx.log.advance()
             ctx.log.checkpoint()  # the delivery id and its hub writes commit together
 
-    return execute(run.id, body=apply)
+    done = execute(run.id, body=apply)
+    if done.status in ("failed", "paused"):
+        # Nothing of the failed event was kept: ask the vendor to deliver it again.
+        raise TransientError(f"webhook run #{done.id} {done.status}: {done.error}")
+    return done
 
 
 def _apply_event(ctx: RunContext, event: WebhookEvent) -> None:
     if db.session.get(WebhookDelivery, (ctx.conn_id, event.event_id)) is not None:
         ctx.log.add("hub", event.object_type, Outcome.UNCHANGED)
         return
-    db.session.add(WebhookDelivery(connection_id=ctx.conn_id, event_id=event.event_id))
     try:
         spec = ctx.info.object(event.object_type)
     except ConfigError:
         ctx.log.note(f"webhook event for unknown object {event.object_type!r} ignored")
         return
-    rules = ctx.mappings(spec).items
+    rules = ctx.mappings(spec).items  # may call the vendor (and commit): before the delivery is recorded
+    db.session.add(WebhookDelivery(connection_id=ctx.conn_id, event_id=event.event_id))
     if event.contact is not None and spec.hub_kind is HubKind.CONTACT:
         if event.kind in ("delete", "deleted"):
             event.contact.deleted = True
