@@ -90,16 +90,24 @@ def page(browser: Any, live_server: str) -> Iterator[Any]:
 
 
 @pytest.fixture
-def shot() -> Any:
-    """``shot(page, name)``: save a full-page screenshot of a main screen under docs/screenshots/."""
+def shot(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """``shot(page, name)``: save a full-page screenshot of a main screen.
+
+    Into docs/screenshots/ when ``LEADBRIDGE_SCREENSHOTS=1`` (to refresh the docs), else into a
+    temporary folder, so an ordinary test run leaves the work tree clean.
+    """
+    import os
+
+    refresh_docs = os.environ.get("LEADBRIDGE_SCREENSHOTS") == "1"
+    folder = SCREENSHOTS if refresh_docs else tmp_path_factory.mktemp("shots")
 
     def save(page: Any, name: str) -> None:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         page.evaluate("window.scrollTo(0, 0)")  # the sticky sidebar would follow an #anchor scroll
         # Full page, cut at 1800 px so long record lists stay readable.
         height = min(1800, int(page.evaluate("document.documentElement.scrollHeight")))
         page.screenshot(
-            path=str(SCREENSHOTS / f"{name}.png"),
+            path=str(folder / f"{name}.png"),
             full_page=True,
             clip={"x": 0, "y": 0, "width": 1360, "height": height},
         )
