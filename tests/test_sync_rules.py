@@ -177,6 +177,23 @@ def test_send_contacts_company_first_then_contact_then_action(conn: Connection, 
     assert sandbox.find_contact("send0@example.org")["company_id"] == str(company_id)
 
 
+def test_action_titles_fill_every_documented_placeholder(conn: Connection, sandbox: Any) -> None:
+    from leadbridge.connections import update_settings
+
+    row = db.session.get(Connection, conn.id)
+    settings, secrets = sandbox.connection_settings(row.options["base_url"])
+    update_settings(row, {**settings, **secrets, "action_title": "Call {first_name} {last_name} ({company})"})
+    db.session.commit()
+    ada = Contact(first_name="Ada", last_name="Lovelace", company_name="Analytical Oy")
+    ada.set_email("ada@example.org")
+    db.session.add(ada)
+    db.session.commit()
+    run = send_contacts(conn.id, [ada.id])
+    assert run.status == "succeeded", run.error
+    actions = list(sandbox.actions.values()) if isinstance(sandbox.actions, dict) else sandbox.actions
+    assert [a["title"] for a in actions] == ["Call Ada Lovelace (Analytical Oy)"]
+
+
 def test_import_campaign_into_a_list(conn: Connection, sandbox: Any) -> None:
     ids = sandbox.add_contacts(3) + sandbox.add_contacts(1, with_email=False)
     campaign = sandbox.add_campaign("Webinar", ids)

@@ -291,7 +291,10 @@ def delete_contacts(
 def create_action(connection: ConnectionView, client: VendorClient, action: Action) -> RecordResult:
     """Record an event about a contact in the CRM (PlanMill action, Salesforce task, Maileon transaction).
 
-    Called after the contact was upserted (``action.contact.remote_id`` is set), on an explicit
+    Called after the contact was upserted (``action.contact.remote_id`` is set; ``action.contact.extra``
+    carries the hub's ``first_name``, ``last_name``, ``email``, ``title`` and ``phone`` when known, and
+    ``action.title`` is the connection's ``action_title`` with those placeholders and ``{company}``
+    already filled), on an explicit
     "Send to <connector>" and, when the admin enables it, on scheduled pushes. Actions are events,
     not state: calling twice creates two actions.
 

@@ -8,6 +8,7 @@ the upsert contract makes harmless. What did not change since the last sync is n
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,10 @@ from .context import RunContext
 from .hubfields import company_key
 from .merge import COMPANY_KEY, EMAIL_KEY, NAME_KEY, plan_push
 from .pull import DELETED_KEY
+
+#: Hub contact fields an action carries in ``Action.contact.extra`` (for title placeholders).
+HUB_ACTION_FIELDS = ("first_name", "last_name", "email", "title", "phone")
+PLACEHOLDER = re.compile(r"\{(company|first_name|last_name|email|title|phone)\}")
 
 
 @dataclass(slots=True)
@@ -386,6 +391,8 @@ def _plan_contact(
         email_key=hub.email_key,
         company_key=company[0] if company else None,
         company_name=company[1] if company else None,
+        # The hub's own values, for action titles with {first_name}-style placeholders.
+        extra={k: v for k in HUB_ACTION_FIELDS if (v := getattr(hub, k)) not in (None, "")},
     )
 
 
@@ -513,7 +520,7 @@ def _send(ctx: RunContext, spec: ObjectSpec, batch: list[Outgoing], *, tolerant:
         o.remote_id = remote_id
         outcome = (
             result.outcome
-            if result.outcome in (Outcome.CREATED, Outcome.UPDATED, Outcome.UNCHANGED)
+            if result.outcome in (Outcome.CREATED, Outcome.UPDATED, Outcome.UNCHANGED, Outcome.SKIPPED)
             else Outcome.UPDATED
         )
         ctx.log.add(
@@ -524,16 +531,19 @@ def _send(ctx: RunContext, spec: ObjectSpec, batch: list[Outgoing], *, tolerant:
             remote_id=remote_id,
             label=o.label,
             reason=result.reason,
-            diff=o.diff if outcome is not Outcome.UNCHANGED else None,
+            diff=o.diff if outcome in (Outcome.CREATED, Outcome.UPDATED) else None,
         )
 
 
 # -- actions -------------------------------------------------------------------------------------
 
 
-def action_title(ctx: RunContext, company_name: str | None) -> str:
+def action_title(ctx: RunContext, company_name: str | None, values: dict[str, Any] | None = None) -> str:
+    """The connection's ``action_title`` with ``{company}``, ``{first_name}``, ``{last_name}``,
+    ``{email}``, ``{title}`` and ``{phone}`` filled from the hub contact."""
     template = str(ctx.view.setting("action_title") or "Sent from leadbridge")
-    return template.replace("{company}", company_name or "").strip()
+    filled = {"company": company_name or "", **{k: str(v) for k, v in (values or {}).items()}}
+    return PLACEHOLDER.sub(lambda m: filled.get(m.group(1), ""), template).strip()
 
 
 def create_actions(ctx: RunContext, sent: list[Outgoing]) -> None:
@@ -543,8 +553,8 @@ def create_actions(ctx: RunContext, sent: list[Outgoing]) -> None:
     for o in sent:
         company = Company(name=o.company_name or "", remote_id=o.company_remote_id) if o.company_key else None
         action = Action(
-            title=action_title(ctx, o.company_name),
-            contact=Contact(email=o.email, remote_id=o.remote_id, ref=str(o.hub_id)),
+            title=action_title(ctx, o.company_name, o.extra),
+            contact=Contact(email=o.email, remote_id=o.remote_id, ref=str(o.hub_id), extra=dict(o.extra)),
             company=company,
             occurred_at=utcnow(),
             ref=str(o.hub_id),

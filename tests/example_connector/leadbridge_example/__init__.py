@@ -283,14 +283,12 @@ def delete_contacts(client: VendorClient, remote_ids: Sequence[str]) -> list[Rec
 
 @hookimpl
 def create_action(connection: ConnectionView, client: VendorClient, action: Action) -> RecordResult:
-    """An activity on the contact; the title comes from the ``action_title`` setting."""
+    """An activity on the contact; the core has already filled the ``action_title`` template."""
     if not action.contact.remote_id:
         raise RecordError("the contact has no ExampleCRM id yet", code="NO_CONTACT")
-    company = action.company or action.contact.company
-    template = connection.setting("action_title") or action.title or DEFAULT_ACTION_TITLE
     body = {
         "contact_id": action.contact.remote_id,
-        "title": template.replace("{company}", company.name if company else "").strip(),
+        "title": action.title or DEFAULT_ACTION_TITLE,
         "kind": action.kind,
         "description": action.description or action.title,
         "occurred_at": (action.occurred_at or datetime.now(UTC)).isoformat(),
