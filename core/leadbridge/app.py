@@ -82,7 +82,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     plugins.load_entry_points()
     app.extensions[PLUGINS_KEY] = plugins
 
-    from . import web
+    # Importing the engine registers the per-field change stamps on hub records, so every write
+    # through this app (panel, API, forms, CLI) feeds newest-wins conflict resolution.
+    from . import sync, web  # noqa: F401
 
     web.init_app(app)
     return app
