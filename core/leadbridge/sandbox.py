@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .types import Credentials
 
@@ -240,7 +240,9 @@ class SandboxServer:
 
     def __init__(self, sandbox: Sandbox, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.sandbox = sandbox
-        self._server: BaseWSGIServer = make_server(host, port, _ResetAware(sandbox.app), threaded=True)
+        self._server: BaseWSGIServer = make_server(
+            host, port, _ResetAware(sandbox.app), threaded=True, request_handler=_QuietHandler
+        )
         self.port = self._server.server_port
         self.url = f"http://{host}:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, name=f"sandbox-{sandbox.name}")
@@ -261,6 +263,14 @@ class SandboxServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access-log line per sandbox request: the demo's console stays readable (calls are counted
+    in :attr:`Sandbox.calls` instead)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
 
 
 class _ResetAware:

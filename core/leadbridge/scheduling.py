@@ -27,6 +27,8 @@ from .models import Connection
 from .sync import locks
 
 log = logging.getLogger(__name__)
+# APScheduler logs every job start and end at INFO (a line every 30 s); its warnings and errors stay.
+logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 SCHEDULER_LOCK = "scheduler"
 SCHEDULER_KEY = "leadbridge.scheduler"

@@ -39,6 +39,10 @@ def run_summary(run: SyncRun) -> dict[str, Any]:
 
 
 def _progress_printer(enabled: bool) -> Any:
+    # On a terminal one line is redrawn; in a log (CI, cron) each update is a line of its own.
+    tty = sys.stderr.isatty()
+    prefix, end = ("\r", False) if tty else ("", True)
+
     def show(done: int, total: int | None) -> None:
         if not enabled:
             return
@@ -46,9 +50,9 @@ def _progress_printer(enabled: bool) -> Any:
             width = 30
             filled = min(width, int(width * done / max(total, 1)))
             bar = "#" * filled + "-" * (width - filled)
-            click.echo(f"\r[{bar}] {done}/{total}", nl=False, err=True)
+            click.echo(f"{prefix}[{bar}] {done}/{total}", nl=end, err=True)
         else:
-            click.echo(f"\r{done} records", nl=False, err=True)
+            click.echo(f"{prefix}{done} records", nl=end, err=True)
 
     return show
 
