@@ -31,8 +31,10 @@ class Hooks:
         return Hooks(self.conn, client_for(self.conn, stats=stats), stats)
 
 
+# The team's shared folder sits beside the repository (``../shared``), in CI too.
+SHARED = Path(__file__).resolve().parents[3].parent / "shared"
 SPEC_DIRS = (
-    Path("/work/shared/vendor-specs/planmill/api_docs"),  # the vendor's files, when this checkout has them
+    SHARED / "vendor-specs" / "planmill" / "api_docs",  # the vendor's files, when this checkout has them
     Path(__file__).resolve().parents[1] / "leadbridge_planmill" / "sandbox" / "data",
 )
 REQUEST_SCHEMAS = [

@@ -6,16 +6,15 @@ so no undocumented filter is relied upon."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from leadbridge.types import Action, Company, Contact
 from leadbridge_planmill.sandbox import PlanMillSandbox
-from planmill_testkit import Hooks, spec_file
+from planmill_testkit import SHARED, Hooks, spec_file
 
-RAML = Path("/work/shared/vendor-specs/planmill/api_docs/planmill1_5.loadable.raml")
+RAML = SHARED / "vendor-specs" / "planmill" / "api_docs" / "planmill1_5.loadable.raml"
 
 
 class _Loader(yaml.SafeLoader):

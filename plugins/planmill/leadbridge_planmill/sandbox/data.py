@@ -1,5 +1,5 @@
 """The vendor files the sandbox serves and validates with (PlanMill's own JSON schemas and samples,
-from planmill/api ``api_docs/`` at commit 9981676a; see /work/shared/vendor-specs/planmill/SOURCE.md)."""
+from planmill/api ``api_docs/`` at commit 9981676a; see the team's shared/vendor-specs/planmill/SOURCE.md)."""
 
 from __future__ import annotations
 
