@@ -12,19 +12,13 @@ this big goes through the JSON import activity, smaller ones through ``sign_up_f
 from __future__ import annotations
 
 import argparse
-import tempfile
-import time
 from collections import Counter
 from typing import Any
 
-from cryptography.fernet import Fernet
-from flask_migrate import upgrade
-from leadbridge.app import create_app, get_plugins
-from leadbridge.connections import create_connection, store_credentials
+from _harness import connector_bench, push_then_resync
 from leadbridge.db import db
 from leadbridge.models import Contact
-from leadbridge.sandbox import SandboxServer
-from leadbridge.sync import default_mappings, run_sync
+from leadbridge.sync import default_mappings
 from sqlalchemy import insert
 
 WRITES = ("POST", "PUT", "DELETE")
@@ -35,59 +29,29 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--threshold", type=int, default=50)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        app = create_app(
+    with connector_bench(
+        "constantcontact", settings={"bulk_threshold": args.threshold}, with_credentials=True
+    ) as bench:
+        rows = [
             {
-                "INSTANCE_PATH": tmp,
-                "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/bench.sqlite",
-                "SECRET_KEYS": Fernet.generate_key().decode(),
-                "ALLOW_BASE_URL_OVERRIDE": True,
-                "PLUGINS_ALLOW": ["constantcontact"],
+                "email": f"bench{i}@example.com",
+                "email_key": f"bench{i}@example.com",
+                "first_name": "Bench",
+                "last_name": f"Person{i}",
+                "title": "Buyer",
+                "company_name": "Bench Oy",
+                "consent": "none",
+                "unsubscribed": False,
+                "custom": {},
+                "field_changed_at": {},
             }
-        )
-        with app.app_context():
-            upgrade()
-            sandbox = get_plugins().call_plugin("constantcontact", "connector_sandbox")
-            with SandboxServer(sandbox) as server:
-                settings, secrets = sandbox.connection_settings(server.url)
-                conn = create_connection(
-                    "constantcontact",
-                    "bench",
-                    {**settings, **secrets, "bulk_threshold": args.threshold},
-                    enabled=True,
-                    options={"base_url": server.url},
-                )
-                store_credentials(conn, sandbox.connection_credentials(server.url))
-                rows = [
-                    {
-                        "email": f"bench{i}@example.com",
-                        "email_key": f"bench{i}@example.com",
-                        "first_name": "Bench",
-                        "last_name": f"Person{i}",
-                        "title": "Buyer",
-                        "company_name": "Bench Oy",
-                        "consent": "none",
-                        "unsubscribed": False,
-                        "custom": {},
-                        "field_changed_at": {},
-                    }
-                    for i in range(args.count)
-                ]
-                db.session.execute(insert(Contact), rows)
-                db.session.commit()
-                default_mappings(conn)
-                db.session.commit()
-                sandbox.reset_calls()
-                started = time.perf_counter()
-                push = run_sync(conn.id, direction="to_crm")
-                push_time = time.perf_counter() - started
-                push_calls = list(sandbox.calls)
-                sandbox.reset_calls()
-                started = time.perf_counter()
-                resync = run_sync(conn.id)
-                resync_time = time.perf_counter() - started
-                resync_calls = list(sandbox.calls)
-                report(args.count, push, push_calls, push_time, resync, resync_calls, resync_time, sandbox)
+            for i in range(args.count)
+        ]
+        db.session.execute(insert(Contact), rows)
+        db.session.commit()
+        default_mappings(bench.conn)
+        db.session.commit()
+        report(args.count, *push_then_resync(bench), bench.sandbox)
 
 
 def report(

@@ -16,20 +16,15 @@ from __future__ import annotations
 
 import argparse
 import re
-import tempfile
-import time
 from collections import Counter
 
-from cryptography.fernet import Fernet
+from _harness import connector_bench, push_then_resync
 from flask import current_app
-from flask_migrate import upgrade
-from leadbridge.app import create_app, get_plugins
-from leadbridge.connections import PACERS_KEY, create_connection
+from leadbridge.connections import PACERS_KEY
 from leadbridge.db import db
 from leadbridge.http import Pacer
 from leadbridge.models import Company, Contact
-from leadbridge.sandbox import SandboxServer
-from leadbridge.sync import default_mappings, run_sync
+from leadbridge.sync import default_mappings
 
 WRITES = ("POST", "PATCH", "DELETE", "PUT")
 
@@ -39,59 +34,28 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--paced", action="store_true", help="keep the declared 5 req/s pacing")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        app = create_app(
-            {
-                "INSTANCE_PATH": tmp,
-                "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/bench.sqlite",
-                "SECRET_KEYS": Fernet.generate_key().decode(),
-                "ALLOW_BASE_URL_OVERRIDE": True,
-                "PLUGINS_ALLOW": ["planmill"],
-            }
-        )
-        with app.app_context():
-            upgrade()
-            sandbox = get_plugins().call_plugin("planmill", "connector_sandbox")
-            with SandboxServer(sandbox) as server:
-                settings, secrets = sandbox.connection_settings(server.url)
-                conn = create_connection(
-                    "planmill",
-                    "bench",
-                    {**settings, **secrets},
-                    enabled=True,
-                    options={"base_url": server.url, "objects": ["contact"]},
-                )
-                companies = [
-                    Company(name=f"Bench {i} Oy", name_key=f"bench {i} oy") for i in range(args.count // 100)
-                ]
-                db.session.add_all(companies)
-                db.session.flush()
-                for i in range(args.count):
-                    company = companies[i % len(companies)]
-                    c = Contact(
-                        first_name="Bench",
-                        last_name=f"Person{i}",
-                        company_id=company.id,
-                        company_name=company.name,
-                    )
-                    c.set_email(f"bench{i}@example.fi")
-                    db.session.add(c)
-                db.session.commit()
-                default_mappings(conn)
-                db.session.commit()
-                if not args.paced:
-                    current_app.extensions.setdefault(PACERS_KEY, {})[conn.id] = Pacer()
-                sandbox.reset_calls()
-                started = time.perf_counter()
-                push = run_sync(conn.id, direction="to_crm")
-                push_time = time.perf_counter() - started
-                push_calls = list(sandbox.calls)
-                sandbox.reset_calls()
-                started = time.perf_counter()
-                resync = run_sync(conn.id)
-                resync_time = time.perf_counter() - started
-                resync_calls = list(sandbox.calls)
-                report(args.count, push, push_calls, push_time, resync, resync_calls, resync_time)
+    with connector_bench("planmill", options={"objects": ["contact"]}) as bench:
+        companies = [
+            Company(name=f"Bench {i} Oy", name_key=f"bench {i} oy") for i in range(args.count // 100)
+        ]
+        db.session.add_all(companies)
+        db.session.flush()
+        for i in range(args.count):
+            company = companies[i % len(companies)]
+            c = Contact(
+                first_name="Bench",
+                last_name=f"Person{i}",
+                company_id=company.id,
+                company_name=company.name,
+            )
+            c.set_email(f"bench{i}@example.fi")
+            db.session.add(c)
+        db.session.commit()
+        default_mappings(bench.conn)
+        db.session.commit()
+        if not args.paced:
+            current_app.extensions.setdefault(PACERS_KEY, {})[bench.conn.id] = Pacer()
+        report(args.count, *push_then_resync(bench))
 
 
 def report(n, push, push_calls, push_time, resync, resync_calls, resync_time):  # type: ignore[no-untyped-def]

@@ -10,18 +10,12 @@ re-sync vs push), since absolute times depend on the machine.
 from __future__ import annotations
 
 import argparse
-import tempfile
-import time
 from collections import Counter
 
-from cryptography.fernet import Fernet
-from flask_migrate import upgrade
-from leadbridge.app import create_app, get_plugins
-from leadbridge.connections import create_connection
+from _harness import connector_bench, push_then_resync
 from leadbridge.db import db
 from leadbridge.models import Contact
-from leadbridge.sandbox import SandboxServer
-from leadbridge.sync import default_mappings, run_sync
+from leadbridge.sync import default_mappings
 
 WRITES = ("POST", "PATCH", "DELETE", "PUT")
 
@@ -30,54 +24,23 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=10_000)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        app = create_app(
-            {
-                "INSTANCE_PATH": tmp,
-                "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/bench.sqlite",
-                "SECRET_KEYS": Fernet.generate_key().decode(),
-                "ALLOW_BASE_URL_OVERRIDE": True,
-                "PLUGINS_ALLOW": ["salesforce"],
-            }
-        )
-        with app.app_context():
-            upgrade()
-            sandbox = get_plugins().call_plugin("salesforce", "connector_sandbox")
-            with SandboxServer(sandbox) as server:
-                settings, secrets = sandbox.connection_settings(server.url)
-                conn = create_connection(
-                    "salesforce",
-                    "bench",
-                    {**settings, **secrets},
-                    enabled=True,
-                    options={"base_url": server.url, "objects": ["Lead"]},
-                )
-                for i in range(args.count):
-                    c = Contact(
-                        first_name="Bench",
-                        last_name=f"Person{i}",
-                        company_name="Bench Oy",
-                        consent="none",
-                        unsubscribed=False,
-                        custom={},
-                        field_changed_at={},
-                    )
-                    c.set_email(f"bench{i}@example.fi")
-                    db.session.add(c)
-                db.session.commit()  # the enabled check reads the connection in its own session
-                default_mappings(conn)
-                db.session.commit()
-                sandbox.reset_calls()
-                started = time.perf_counter()
-                push = run_sync(conn.id, direction="to_crm")
-                push_time = time.perf_counter() - started
-                push_calls = list(sandbox.calls)
-                sandbox.reset_calls()
-                started = time.perf_counter()
-                resync = run_sync(conn.id)
-                resync_time = time.perf_counter() - started
-                resync_calls = list(sandbox.calls)
-                report(args.count, push, push_calls, push_time, resync, resync_calls, resync_time)
+    with connector_bench("salesforce", options={"objects": ["Lead"]}) as bench:
+        for i in range(args.count):
+            c = Contact(
+                first_name="Bench",
+                last_name=f"Person{i}",
+                company_name="Bench Oy",
+                consent="none",
+                unsubscribed=False,
+                custom={},
+                field_changed_at={},
+            )
+            c.set_email(f"bench{i}@example.fi")
+            db.session.add(c)
+        db.session.commit()  # the enabled check reads the connection in its own session
+        default_mappings(bench.conn)
+        db.session.commit()
+        report(args.count, *push_then_resync(bench))
 
 
 def report(n, push, push_calls, push_time, resync, resync_calls, resync_time):  # type: ignore[no-untyped-def]
