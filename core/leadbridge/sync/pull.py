@@ -25,7 +25,7 @@ from . import links
 from .context import MAX_PAGES, RunContext
 from .hubfields import company_key
 from .mappings import FieldRule
-from .merge import COMPANY_KEY, EMAIL_KEY, NAME_KEY, merge_pull
+from .merge import COMPANY_KEY, EMAIL_KEY, NAME_KEY, PullMerge, merge_pull
 
 DELETED_KEY = "__deleted__"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -236,31 +236,10 @@ def store_contact(
             created = True
             if cache:
                 cache.contacts[email_key] = hub
-    pending = _hub_pending(link, hub, created)
-    last = dict(link.last_values or {}) if link else {}
-    last.pop(DELETED_KEY, None)
-    rules = [r for r in rules if r.hub_field != "email"]
-    merged = merge_pull(
-        rules,
-        hub,
-        item.fields,
-        last,
-        created=created,
-        policy=ctx.conflict_policy,
-        remote_time=item.modified_at,
-        linked=link is not None,
-    )
+    merged, pending = _merge(ctx, rules, hub, item.fields, item.modified_at, link, created, key="email")
     _merge_email(ctx, spec, hub, item, merged.diff, merged.last, merged.changed_at, created=created)
     _attach_company(ctx, hub, item.company, merged.diff)
-    pending = pending or any(c["winner"] == "hub" for c in merged.conflicts.values())
-    stamp = utcnow()
-    if merged.diff or created:
-        hub.updated_at = stamp
-        if merged.changed_at:
-            hub.field_changed_at = {**(hub.field_changed_at or {}), **merged.changed_at}
-    if created:
-        hub.created_at = stamp
-    db.session.flush()
+    stamp = _stamp(hub, merged, created)
     if cache and hub.email_key and cache.contacts.get(hub.email_key) is not hub:
         # The CRM changed the email: the old key no longer names this contact.
         for old in [k for k, v in cache.contacts.items() if v is hub]:
@@ -321,6 +300,52 @@ def store_contact(
     else:
         ctx.log.add("hub", spec.name, Outcome.UNCHANGED)
     return hub
+
+
+def _merge(
+    ctx: RunContext,
+    rules: list[FieldRule],
+    hub: HubContact | HubCompany,
+    fields: dict[str, Any],
+    remote_time: datetime | None,
+    link: Link | None,
+    created: bool,
+    *,
+    key: str,
+) -> tuple[PullMerge, bool]:
+    """Merge a CRM record's mapped fields into ``hub`` (the match ``key`` is handled by the caller).
+
+    Returns the merge and whether the hub still holds changes the CRM must receive: its own unsent
+    edits, or a conflict the hub won.
+    """
+    unsent = _hub_pending(link, hub, created)  # before the merge touches the record
+    last = dict(link.last_values or {}) if link else {}
+    last.pop(DELETED_KEY, None)
+    merged = merge_pull(
+        [r for r in rules if r.hub_field != key],
+        hub,
+        fields,
+        last,
+        created=created,
+        policy=ctx.conflict_policy,
+        remote_time=remote_time,
+        linked=link is not None,
+    )
+    pending = unsent or any(c["winner"] == "hub" for c in merged.conflicts.values())
+    return merged, pending
+
+
+def _stamp(hub: HubContact | HubCompany, merged: PullMerge, created: bool) -> datetime:
+    """Set the change times of a pulled record and flush it; return the stamp used."""
+    stamp = utcnow()
+    if merged.diff or created:
+        hub.updated_at = stamp
+        if merged.changed_at:
+            hub.field_changed_at = {**(hub.field_changed_at or {}), **merged.changed_at}
+    if created:
+        hub.created_at = stamp
+    db.session.flush()
+    return stamp
 
 
 def _hub_pending(link: Link | None, hub: HubContact | HubCompany, created: bool) -> bool:
@@ -437,29 +462,9 @@ def store_company(
             hub = HubCompany(name=item.name.strip(), name_key=key, custom={}, field_changed_at={})
             db.session.add(hub)
             created = True
-    pending = _hub_pending(link, hub, created)
-    last = dict(link.last_values or {}) if link else {}
-    last.pop(DELETED_KEY, None)
-    rules = [r for r in rules if r.hub_field != "name"]
-    merged = merge_pull(
-        rules,
-        hub,
-        item.fields,
-        last,
-        created=created,
-        policy=ctx.conflict_policy,
-        remote_time=item.modified_at,
-        linked=link is not None,
-    )
+    merged, pending = _merge(ctx, rules, hub, item.fields, item.modified_at, link, created, key="name")
     merged.last[NAME_KEY] = company_key(item.name)
-    stamp = utcnow()
-    if merged.diff or created:
-        hub.updated_at = stamp
-        if merged.changed_at:
-            hub.field_changed_at = {**(hub.field_changed_at or {}), **merged.changed_at}
-    if created:
-        hub.created_at = stamp
-    db.session.flush()
+    stamp = _stamp(hub, merged, created)
     if remote_id:
         links.save(
             link,
