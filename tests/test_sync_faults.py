@@ -157,3 +157,32 @@ def test_runs_of_one_connection_never_overlap(app: Flask, conn: Connection, sand
     locks.release(f"run:{conn.id}", "someone-else-on-another-host:1:x")
     assert run_sync(conn.id).status == "succeeded"
     assert db.session.execute(select(Contact)).scalars().all()
+
+
+def test_a_send_waits_for_the_run_holding_the_connection_then_sends(
+    app: Flask, conn: Connection, sandbox: Any
+) -> None:
+    from leadbridge.sync import locks
+
+    other, name = "someone-else-on-another-host:1:x", f"run:{conn.id}"
+    assert locks.acquire(name, other)
+    ids = add_contacts(2)
+    released = threading.Timer(0.5, lambda: locks.release(name, other, app=app))
+    released.start()
+    run = send_contacts(conn.id, ids, with_action=False)
+    released.join()
+    assert run.status == "succeeded", run.error
+    assert sandbox.contact_count() == 2
+
+
+def test_a_send_that_waited_too_long_fails_and_says_nothing_was_sent(
+    app: Flask, conn: Connection, sandbox: Any
+) -> None:
+    from leadbridge.sync import locks
+
+    app.config["RUN_LOCK_WAIT_SECONDS"] = 0.3
+    assert locks.acquire(f"run:{conn.id}", "someone-else-on-another-host:1:x")
+    run = send_contacts(conn.id, add_contacts(1), with_action=False)
+    assert run.status == "failed"
+    assert "nothing was sent" in (run.error or "")
+    assert sandbox.count_calls("POST", BATCH) == 0

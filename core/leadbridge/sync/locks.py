@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
 from datetime import timedelta
 
@@ -84,6 +85,29 @@ def acquire(name: str, owner: str, *, stale_after: float = 300.0, app: Flask | N
         )
         db.session.commit()
         return bool(getattr(result, "rowcount", 0))
+
+
+def acquire_waiting(
+    name: str,
+    owner: str,
+    *,
+    timeout: float,
+    poll: float = 0.2,
+    stale_after: float = 300.0,
+    app: Flask | None = None,
+) -> bool:
+    """Take lock ``name``, waiting up to ``timeout`` seconds for a live holder to release it.
+
+    The wait is in real time on purpose: it waits for another thread or process to finish its
+    work, which a virtual clock cannot hurry. ``False`` when the lock is still held at the end.
+    """
+    deadline = time.monotonic() + max(0.0, timeout)
+    while True:
+        if acquire(name, owner, stale_after=stale_after, app=app):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll)
 
 
 def heartbeat(name: str, owner: str, *, app: Flask | None = None) -> bool:

@@ -1,8 +1,10 @@
 """Run lifecycle: create the run row, hold the connection's run lock, execute, record the outcome.
 
 Statuses: ``queued`` → ``running`` → ``succeeded`` | ``partial`` (some records failed) | ``failed``
-| ``paused`` (quota: ``resumes_at`` says when; the scheduler resumes it) | ``cancelled`` (another
-run of the connection was in progress). A run interrupted by a crash is marked ``failed`` by the
+| ``paused`` (quota: ``resumes_at`` says when; the scheduler resumes it) | ``cancelled`` (a sync
+found another run of the connection in progress). Every run that writes to the vendor holds the
+connection's run lock: a sync gives up when it is held, a send or import waits for it (see
+:class:`LockPolicy`). A run interrupted by a crash is marked ``failed`` by the
 next run of its connection, which resumes from the last committed checkpoint.
 """
 
@@ -12,6 +14,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from enum import Enum
 from typing import Any
 
 from flask import Flask, current_app
@@ -113,17 +116,21 @@ def execute(run_id: int, *, progress: Progress | None = None, body: Body | None 
     mode = details.get("mode", "sync")
     conn_id = run.connection_id
     owner = locks.owner_id(f"run{run_id}")
-    lock_name = f"run:{conn_id}"
-    # Syncs move checkpoints: one at a time per connection. Sends and imports only upsert.
-    locked = mode == "sync" and not run.dry_run
-    if locked and not locks.acquire(lock_name, owner):
-        run.status, run.error, run.finished_at = (
-            "cancelled",
-            "another run of this connection is in progress",
-            utcnow(),
-        )
-        db.session.commit()
-        return run
+    lock_name = run_lock_name(conn_id)
+    policy = lock_policy(mode, dry_run=run.dry_run)
+    if policy is LockPolicy.WAIT:
+        wait = float(current_app.config.get("RUN_LOCK_WAIT_SECONDS", RUN_LOCK_WAIT_SECONDS))
+        got = locks.acquire_waiting(lock_name, owner, timeout=wait)
+        if not got:
+            return _finish_unstarted(
+                run_id,
+                "failed",
+                f"another run of this connection kept it busy for {wait:.0f} s; nothing was sent — "
+                "try again once it has finished",
+            )
+    elif policy is LockPolicy.SKIP and not locks.acquire(lock_name, owner):
+        return _finish_unstarted(run_id, "cancelled", "another run of this connection is in progress")
+    locked = policy is not LockPolicy.NONE
     try:
         if locked:
             recover_interrupted(conn_id, keep=run_id)
@@ -140,11 +147,52 @@ def execute(run_id: int, *, progress: Progress | None = None, body: Body | None 
             locks.release(lock_name, owner)
 
 
+class LockPolicy(Enum):
+    """How a run treats the connection's run lock."""
+
+    #: Take it, or give up at once (``cancelled``): a sync missed now is caught up by the next one.
+    SKIP = "skip"
+    #: Take it, waiting for the holder to finish: a send or import must not be dropped.
+    WAIT = "wait"
+    #: No lock: dry runs write nothing; webhook deliveries write only the hub (answered in-request).
+    NONE = "none"
+
+
+#: How long a send or import waits for a running sync of its connection (``RUN_LOCK_WAIT_SECONDS``).
+RUN_LOCK_WAIT_SECONDS = 900.0
+
+
+def run_lock_name(conn_id: int) -> str:
+    """The lock every vendor-writing run of a connection holds: one such run at a time."""
+    return f"run:{conn_id}"
+
+
+def lock_policy(mode: str, *, dry_run: bool) -> LockPolicy:
+    """Every run that writes to the vendor or moves links holds the lock, so two runs never both
+    decide "not linked yet, create it" for one record (that made duplicate CRM records)."""
+    if dry_run or mode == "webhook":
+        return LockPolicy.NONE
+    return LockPolicy.SKIP if mode == "sync" else LockPolicy.WAIT
+
+
+def _finish_unstarted(run_id: int, status: str, error: str) -> SyncRun:
+    run = db.session.get(SyncRun, run_id)
+    assert run is not None
+    run.status, run.error, run.finished_at = status, error, utcnow()
+    db.session.commit()
+    return run
+
+
 def recover_interrupted(conn_id: int, *, keep: int) -> int:
     """Mark runs of ``conn_id`` left ``running`` by a dead process as failed; returns how many."""
     result = db.session.execute(
         update(SyncRun)
-        .where(SyncRun.connection_id == conn_id, SyncRun.status == "running", SyncRun.id != keep)
+        .where(
+            SyncRun.connection_id == conn_id,
+            SyncRun.status == "running",
+            SyncRun.id != keep,
+            SyncRun.trigger != "webhook",  # webhook runs hold no lock: one may be live right now
+        )
         .values(
             status="failed",
             finished_at=utcnow(),
