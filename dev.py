@@ -6,6 +6,7 @@
 
 Everything is installed into ./.venv from the lock file (uv.lock) with uv, which is itself
 installed into that venv with pip. Extra arguments go to the command (e.g. ``dev.py test -k planmill``).
+``test`` runs one pytest-xdist worker per core on machines with more than one (``-n 0`` for one).
 Stdlib only, on purpose: it runs before anything is installed.
 """
 
@@ -50,7 +51,17 @@ def main(argv: list[str]) -> int:
         return 0
     if command == "demo":
         os.execv(BIN / "leadbridge", [str(BIN / "leadbridge"), "demo", *rest])  # noqa: S606 - fixed argv
-    return subprocess.call([str(BIN / "pytest"), *rest], cwd=ROOT)
+    return subprocess.call([str(BIN / "pytest"), *parallel(rest), *rest], cwd=ROOT)
+
+
+def parallel(args: list[str]) -> list[str]:
+    """pytest-xdist options: one worker per core when there is more than one (each worker has its
+    own databases and ports), unless the caller chose (``-n N``, ``-p no:xdist``)."""
+    cores = os.cpu_count() or 1
+    chose = any(a == "-n" or a.startswith(("-n", "--numprocesses")) or a == "no:xdist" for a in args)
+    if cores < 2 or chose:
+        return []
+    return ["-n", str(min(cores, 8)), "--dist", "worksteal"]
 
 
 if __name__ == "__main__":

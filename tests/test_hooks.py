@@ -5,12 +5,13 @@ connector: each goes through ``Plugins.call`` on a real connection to the Exampl
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import requests
 from flask import Flask
+from leadbridge import clock as clocks
 from leadbridge.app import get_plugins
 from leadbridge.connections import client_for, load_credentials, revoke, view
 from leadbridge.db import db
@@ -88,7 +89,7 @@ def test_hook_authenticate(
     bare = VendorClient(plugins.call(view(connection), "api_base_url"))
     creds = plugins.call(view(connection), "authenticate", client=bare, previous=None)
     assert creds.headers["Authorization"].startswith("Bearer ex_")
-    assert creds.expires_at is not None and creds.expires_at > datetime.now(UTC)
+    assert creds.expires_at is not None and creds.expires_at > clocks.utcnow()
     assert sandbox.token_requests == 1
 
     # A refresh rotates the refresh token; the spent one is refused and asks for a reconnect.
@@ -166,7 +167,7 @@ def test_hook_fetch_contacts(call: Call, sandbox: ExampleSandbox) -> None:
         if cursor is None:
             break
     assert (sorted(seen), pages) == (sorted(ids), 3)
-    later = datetime.now(UTC) + timedelta(minutes=1)
+    later = clocks.utcnow() + timedelta(minutes=1)
     assert call("fetch_contacts", object_type="contact", since=later, cursor=None).items == []
 
 

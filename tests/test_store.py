@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from flask import Flask
+from leadbridge import clock as clocks
 from leadbridge.db import db
 from leadbridge.models import (
     Company,
@@ -96,7 +97,7 @@ def test_naive_datetimes_are_refused(app_ctx: Flask) -> None:
 
 
 def test_timestamps_are_set_and_aware(app_ctx: Flask) -> None:
-    before = datetime.now(UTC)
+    before = clocks.utcnow()
     db.session.add(_contact("t@x.com"))
     db.session.commit()
     db.session.expunge_all()

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from leadbridge import clock as clocks
 from leadbridge.db import db
 from leadbridge.models import Connection, Contact, ContactList, ListMembership, SyncRecord, SyncRun
 from leadbridge.sync import default_mappings, export_run_csv, import_campaign, run_sync, send_contacts
@@ -31,7 +32,7 @@ def remote_edit(sandbox: Any, rid: str, **values: Any) -> None:
     with sandbox.lock:
         rec = sandbox.contacts[int(rid)]
         rec.values.update(values)
-        rec.updated_at = datetime.now(UTC)
+        rec.updated_at = clocks.utcnow()
 
 
 def hub_edit(**values: Any) -> None:
@@ -102,7 +103,7 @@ def test_delete_policies_from_the_crm(conn: Connection, sandbox: Any) -> None:
     with sandbox.lock:
         for rid in (a, b):
             sandbox.contacts[int(rid)].deleted = True
-            sandbox.contacts[int(rid)].updated_at = datetime.now(UTC)
+            sandbox.contacts[int(rid)].updated_at = clocks.utcnow()
     run = run_sync(conn.id)  # default: ignore
     assert run.counts["hub"]["deleted"] == 0
     assert db.session.execute(select(Contact).where(Contact.deleted_at.is_not(None))).first() is None
@@ -120,7 +121,7 @@ def test_delete_policy_from_crm_delete_marks_hub_contact(conn: Connection, sandb
     run_sync(conn.id)
     with sandbox.lock:
         sandbox.contacts[int(rid)].deleted = True
-        sandbox.contacts[int(rid)].updated_at = datetime.now(UTC)
+        sandbox.contacts[int(rid)].updated_at = clocks.utcnow()
     run = run_sync(conn.id)
     assert run.counts["hub"]["deleted"] == 1
     assert db.session.execute(select(Contact.deleted_at)).scalar_one() is not None
@@ -133,7 +134,7 @@ def test_delete_policies_to_the_crm(conn: Connection, sandbox: Any) -> None:
     db.session.commit()
     run_sync(conn.id, direction="to_crm")
     contact = db.session.get(Contact, contact.id)
-    contact.deleted_at = datetime.now(UTC)
+    contact.deleted_at = clocks.utcnow()
     db.session.commit()
     run_sync(conn.id, direction="to_crm")  # default: ignore, nothing destructive
     assert sandbox.contact_count() == 1

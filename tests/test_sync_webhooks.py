@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from leadbridge import clock as clocks
 from leadbridge.db import db
 from leadbridge.errors import AuthError
 from leadbridge.models import Connection, Contact, SyncRun
@@ -34,7 +35,7 @@ def updated(event_id: str, rid: str, when: datetime, **values: Any) -> dict[str,
 def test_webhook_updates_once_and_ignores_repeats_and_stale_events(conn: Connection, sandbox: Any) -> None:
     [rid] = sandbox.add_contacts(1)
     run_sync(conn.id, direction="from_crm")
-    now = datetime.now(UTC) + timedelta(seconds=1)
+    now = clocks.utcnow() + timedelta(seconds=1)
     run = receive_webhook(conn.id, delivery(sandbox, [updated("ev1", rid, now, first_name="Hooked")]))
     assert run.trigger == "webhook" and run.status == "succeeded", run.error
     assert run.counts["hub"]["updated"] == 1
@@ -52,7 +53,7 @@ def test_webhook_with_a_bad_signature_stores_nothing(conn: Connection, sandbox: 
     [rid] = sandbox.add_contacts(1)
     before = db.session.execute(select(func.count(SyncRun.id))).scalar_one()
     with pytest.raises(AuthError):
-        receive_webhook(conn.id, delivery(sandbox, [updated("x", rid, datetime.now(UTC))], secret="wrong"))
+        receive_webhook(conn.id, delivery(sandbox, [updated("x", rid, clocks.utcnow())], secret="wrong"))
     assert db.session.execute(select(func.count(SyncRun.id))).scalar_one() == before
     assert db.session.execute(select(func.count(Contact.id))).scalar_one() == 0
 
@@ -64,7 +65,7 @@ def test_webhook_delete_follows_the_delete_policy(conn: Connection, sandbox: Any
     [rid] = sandbox.add_contacts(1)
     run_sync(conn.id, direction="from_crm")
     event = {"id": "del1", "type": "contact.deleted",
-             "data": {"id": rid, "updated_at": (datetime.now(UTC) + timedelta(seconds=1)).isoformat()}}
+             "data": {"id": rid, "updated_at": (clocks.utcnow() + timedelta(seconds=1)).isoformat()}}
     run = receive_webhook(conn.id, delivery(sandbox, [event]))
     assert run.status == "succeeded", run.error
     assert db.session.execute(select(Contact.unsubscribed)).scalar_one() is True
@@ -75,7 +76,7 @@ def test_a_webhook_that_cannot_be_applied_asks_for_redelivery(conn: Connection, 
 
     [rid] = sandbox.add_contacts(1)
     sandbox.fail_next(503, times=5, path_prefix="/api/fields")
-    event = updated("ev-retry", rid, datetime.now(UTC), first_name="Later")
+    event = updated("ev-retry", rid, clocks.utcnow(), first_name="Later")
     with pytest.raises(TransientError):
         receive_webhook(conn.id, delivery(sandbox, [event]))
     assert db.session.execute(select(func.count(Contact.id))).scalar_one() == 0

@@ -10,12 +10,13 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from sqlalchemy import select, text
 
+from . import clock as clocks
 from .app import get_plugins, get_vault
 from .connection_view import ConnectionView, SecretMap
 from .db import db
@@ -302,7 +303,7 @@ def _debug_writer(conn_id: int, run_id: int | None) -> Any:
         with app.app_context():
             db.session.add(
                 DebugEntry(
-                    connection_id=conn_id, run_id=run_id, at=datetime.now(UTC), method=ex.method, url=ex.url,
+                    connection_id=conn_id, run_id=run_id, at=clocks.utcnow(), method=ex.method, url=ex.url,
                     status=ex.status, duration_ms=ex.duration_ms, request=ex.request, response=ex.response,
                 )
             )

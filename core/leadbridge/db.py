@@ -10,6 +10,8 @@ from sqlalchemy import DateTime, MetaData, TypeDecorator, event
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase
 
+from . import clock
+
 # Stable constraint names so Alembic migrations are reproducible on every backend.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -28,7 +30,8 @@ db = SQLAlchemy(model_class=Base)
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Aware UTC now, from the clock in force (virtual in tests)."""
+    return clock.utcnow()
 
 
 class UTCDateTime(TypeDecorator[datetime]):

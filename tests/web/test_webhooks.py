@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
+from leadbridge import clock as clocks
 from leadbridge.db import db
 from leadbridge.models import Connection, Contact, SyncRun
 from leadbridge.sync import default_mappings, run_sync
@@ -20,7 +21,7 @@ def conn(connection: Connection) -> Connection:
 
 
 def _event(rid: str, first_name: str) -> dict[str, Any]:
-    when = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    when = (clocks.utcnow() + timedelta(seconds=1)).isoformat()
     return {
         "id": f"ev-{first_name}",
         "type": "contact.updated",

@@ -8,8 +8,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
+from .. import clock as clocks
 from ..types import Credentials
 from .redact import known_secrets
 
@@ -106,4 +107,4 @@ class AuthManager:
 
 
 def _expiring(creds: Credentials) -> bool:
-    return creds.expires_at is not None and creds.expires_at - EXPIRY_SKEW <= datetime.now(UTC)
+    return creds.expires_at is not None and creds.expires_at - EXPIRY_SKEW <= clocks.utcnow()

@@ -12,7 +12,6 @@ import json as jsonlib
 import logging
 import random
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 from .. import __version__
+from .. import clock as clocks
 from ..errors import (
     AuthError,
     ConfigError,
@@ -102,7 +102,7 @@ class VendorClient:
         max_retry_after: float = 300.0,
         session: requests.Session | None = None,
         stats: CallStats | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
         self.auth = auth
@@ -118,7 +118,7 @@ class VendorClient:
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self.stats = stats or CallStats()
-        self._sleep = sleep
+        self._sleep = sleep or clocks.sleep
         self._local = threading.local()
 
     def __repr__(self) -> str:
@@ -203,7 +203,7 @@ class VendorClient:
             url = self.url(path)
             all_headers = {**sent_headers, **(headers or {})}
             self.pacer.acquire()
-            started = time.monotonic()
+            started = clocks.monotonic()
             self.stats.count(method, urlsplit(url).path)
             try:
                 response = self.session.request(
@@ -302,7 +302,7 @@ class VendorClient:
                 method=method,
                 url=redact_text(url, secrets),
                 status=response.status_code if response is not None else None,
-                duration_ms=int((time.monotonic() - started) * 1000),
+                duration_ms=int((clocks.monotonic() - started) * 1000),
                 request=redact_text(request_summary, secrets),
                 response=redact_text(response_summary, secrets),
             )
@@ -339,7 +339,7 @@ def _retry_after(response: requests.Response) -> float | None:
             when = parsedate_to_datetime(value)
         except (TypeError, ValueError):
             return None
-        return max(0.0, when.timestamp() - time.time())
+        return max(0.0, when.timestamp() - clocks.wall_time())
 
 
 def default_classification(response: requests.Response) -> LeadbridgeError:

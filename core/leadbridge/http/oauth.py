@@ -8,12 +8,13 @@ import base64
 import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
+from .. import clock as clocks
 from ..errors import AuthError, ConfigError, NeedsReconnect, TransientError
 from ..types import Credentials
 from .client import VendorClient
@@ -29,7 +30,7 @@ def credentials_from_token(token: Mapping[str, Any], *, previous: Credentials | 
     access = str(token["access_token"])
     expires_in = token.get("expires_in")
     expires_at = (
-        datetime.now(UTC) + timedelta(seconds=float(expires_in)) if expires_in not in (None, "") else None
+        clocks.utcnow() + timedelta(seconds=float(expires_in)) if expires_in not in (None, "") else None
     )
     refresh = token.get("refresh_token") or (previous.refresh_token if previous else None)
     token_type = str(token.get("token_type") or "Bearer")

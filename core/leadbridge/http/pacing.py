@@ -9,10 +9,10 @@ or reported) passes the configured share, so a run pauses instead of hammering.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
+from .. import clock as clocks
 from ..errors import QuotaExhausted
 from ..metadata import RateLimit
 from ..types import RateUsage
@@ -27,19 +27,19 @@ class Pacer:
         *,
         daily_stop_share: float = 1.0,
         safety: float = 1.05,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         short = [lim for lim in limits if lim.per_seconds < 3600]
         self.interval = max((lim.interval for lim in short), default=0.0) * safety
         self.daily_limit = min((lim.requests for lim in limits if lim.per_seconds >= 3600), default=None)
         self.daily_stop_share = daily_stop_share
-        self._clock = clock
-        self._sleep = sleep
+        self._clock = clock or clocks.monotonic
+        self._sleep = sleep or clocks.sleep
         self._lock = threading.Lock()
         self._next_at = 0.0
         self._extra_wait_until = 0.0
-        self._day_started = datetime.now(UTC)
+        self._day_started = clocks.utcnow()
         self.daily_used = 0
         self.waited = 0.0
 
@@ -88,7 +88,7 @@ class Pacer:
             self._extra_wait_until = max(self._extra_wait_until, self._clock() + seconds)
 
     def _roll_day(self) -> None:
-        now = datetime.now(UTC)
+        now = clocks.utcnow()
         if now - self._day_started >= timedelta(days=1):
             self._day_started = now
             self.daily_used = 0

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from .. import clock as clocks
 from ..fieldtypes import ConversionError, is_empty, validate
 from ..models import Company, Contact
 from .hubfields import get_value, set_value
@@ -88,7 +89,7 @@ def merge_pull(
     ``linked``: the record was synced before, so a field missing from ``last`` was agreed empty.
     """
     result = PullMerge(last=dict(last))
-    stamp = (remote_time or datetime.now(UTC)).isoformat()
+    stamp = (remote_time or clocks.utcnow()).isoformat()
     for rule in rules:
         if not rule.pulls() or rule.remote_field not in incoming:
             continue

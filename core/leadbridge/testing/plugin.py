@@ -12,6 +12,10 @@ Every suite that has leadbridge installed gets them, third-party connectors incl
 * ``app`` (migrated with Alembic), ``app_ctx``, ``client``, ``cli_runner``.
 * ``sandbox``, ``sandbox_server`` (on 127.0.0.1, stopped at teardown), ``connection`` (enabled,
   aimed at the sandbox) and ``make_connection`` (a factory for more, e.g. with bad credentials).
+* ``leadbridge_clock`` (autouse) — every test runs on a :class:`~leadbridge.clock.VirtualClock`:
+  pacing, back-off, ``Retry-After`` and the sandboxes' limiters skip their waits while agreeing on
+  how much time passed. A test that must prove real-time behaviour (or shares a database with a
+  subprocess, which keeps real time) says so with ``@pytest.mark.real_clock("why")``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from cryptography.fernet import Fernet
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
+from ..clock import Clock, SystemClock, VirtualClock, using
 from ..sandbox import Sandbox, SandboxServer
 from .database import temporary_database
 
@@ -37,6 +42,20 @@ MakeConnection = Callable[..., Any]
 def pytest_configure(config: pytest.Config) -> None:
     """Declare the kit's marker, so suites running with ``--strict-markers`` may use it."""
     config.addinivalue_line("markers", "postgres: needs PostgreSQL (LEADBRIDGE_TEST_DATABASE_URL)")
+    config.addinivalue_line(
+        "markers", "real_clock(reason): run on the system clock instead of the kit's virtual clock"
+    )
+
+
+@pytest.fixture(autouse=True)
+def leadbridge_clock(request: pytest.FixtureRequest) -> Iterator[Clock]:
+    """The clock this test runs on: a fresh :class:`VirtualClock`, or the system clock under
+    ``@pytest.mark.real_clock``. Installed process-wide for the test (sandbox threads included)."""
+    marker = request.node.get_closest_marker("real_clock")
+    if marker is not None and not (marker.args or marker.kwargs.get("reason")):
+        raise pytest.UsageError(f"{request.node.nodeid}: real_clock needs a reason")
+    with using(SystemClock() if marker is not None else VirtualClock()) as clock:
+        yield clock
 
 
 @pytest.fixture

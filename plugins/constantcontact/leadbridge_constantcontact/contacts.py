@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from leadbridge import clock as clocks
 from leadbridge.connection_view import ConnectionView
 from leadbridge.errors import RecordError
 from leadbridge.http import VendorClient
@@ -54,7 +55,7 @@ def fetch_contacts(client: VendorClient, since: datetime | None, cursor: str | N
     paging started; when a page shows a contact changed after that, the listing is read once more
     from ``since`` after the last page (the engine ignores what it already stored).
     """
-    state = _ReadState.decode(cursor) if cursor else _ReadState(since=since, started=datetime.now(UTC))
+    state = _ReadState.decode(cursor) if cursor else _ReadState(since=since, started=clocks.utcnow())
     if state.href:
         page = _page(client, state.href, None)
     else:
@@ -68,7 +69,7 @@ def fetch_contacts(client: VendorClient, since: datetime | None, cursor: str | N
     if page.next_cursor is not None:
         page.next_cursor = replace(state, href=page.next_cursor).encode()
     elif state.moved and not state.reread:
-        page.next_cursor = _ReadState(since=state.since, started=datetime.now(UTC), reread=True).encode()
+        page.next_cursor = _ReadState(since=state.since, started=clocks.utcnow(), reread=True).encode()
     return page
 
 
@@ -95,7 +96,7 @@ class _ReadState:
     @classmethod
     def decode(cls, cursor: str) -> _ReadState:
         if not cursor.startswith("cc1:"):  # a bare vendor link
-            return cls(since=None, started=datetime.now(UTC), href=cursor, reread=True)
+            return cls(since=None, started=clocks.utcnow(), href=cursor, reread=True)
         data = json.loads(base64.urlsafe_b64decode(cursor[4:]))
         since = datetime.fromisoformat(data["since"]) if data.get("since") else None
         return cls(

@@ -7,11 +7,12 @@ single object. 429 carries no headers: ``throttled`` is the 4-per-second limit (
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from leadbridge import clock as clocks
 from leadbridge.errors import (
     AuthError,
     LeadbridgeError,
@@ -39,7 +40,7 @@ def error_detail(response: requests.Response) -> tuple[str | None, str]:
 
 
 def next_midnight_utc(now: datetime | None = None) -> datetime:
-    now = now or datetime.now(UTC)
+    now = now or clocks.utcnow()
     return (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
 
 

@@ -6,12 +6,12 @@ Remote field names are the flat names of Constant Contact's own bulk import (``e
 
 from __future__ import annotations
 
-import time
 import weakref
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from leadbridge import clock as clocks
 from leadbridge.http import VendorClient
 from leadbridge.types import Choice, Contact, Direction, FieldType, RemoteField
 
@@ -104,7 +104,7 @@ CACHE_SECONDS = 300.0
 def custom_fields_for(client: VendorClient) -> CustomFields:
     """The definitions, read at most once per client every :data:`CACHE_SECONDS`."""
     hit = _CACHE.get(client)
-    if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
+    if hit is not None and clocks.monotonic() - hit[0] < CACHE_SECONDS:
         return hit[1]
     return load_custom_fields(client)
 
@@ -131,7 +131,7 @@ def load_custom_fields(client: VendorClient) -> CustomFields:
             out[cf.id] = cf
         path = next_link(client, body)
     fields = CustomFields(out)
-    _CACHE[client] = (time.monotonic(), fields)
+    _CACHE[client] = (clocks.monotonic(), fields)
     return fields
 
 

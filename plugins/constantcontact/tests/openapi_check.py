@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 from openapi_schema_validator import OAS30ReadValidator, OAS30WriteValidator, oas30_format_checker
 
-#: shared/ sits beside the repository checkout (the developers' machines and CI alike).
-SPEC = Path(__file__).resolve().parents[4] / "shared" / "vendor-specs" / "constantcontact" / "openapi.yaml"
+#: The vendor's document, copied into this checkout (its origin and licence: ``vendor/SOURCE.md``).
+SPEC = Path(__file__).resolve().parent / "vendor" / "openapi.yaml"
 UNDECLARED_PARAMS = frozenset({"cursor"})
 
 

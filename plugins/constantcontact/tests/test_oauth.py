@@ -3,11 +3,12 @@ sandbox's authorization server over real loopback HTTP."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from leadbridge import clock as clocks
 from leadbridge.connections import client_for, load_credentials, store_credentials, view
 from leadbridge.db import db
 from leadbridge.errors import AuthError, NeedsReconnect
@@ -53,7 +54,7 @@ def test_connect_runs_the_code_flow_with_pkce_and_echoes_state(sandbox, sandbox_
     assert answer["state"] == state
     creds = _exchange(sandbox_server.url, answer["code"], verifier)
     assert creds.refresh_token and creds.access_token
-    assert creds.expires_at is not None and creds.expires_at > datetime.now(UTC) + timedelta(hours=23)
+    assert creds.expires_at is not None and creds.expires_at > clocks.utcnow() + timedelta(hours=23)
     api = requests.get(f"{sandbox_server.url}/v3/contacts", headers=creds.headers, timeout=10)
     assert api.status_code == 200
     # The code is single-use.
@@ -174,7 +175,7 @@ def test_access_token_lifetime_follows_the_sandbox_setting(sandbox, sandbox_serv
     sandbox.auth.access_lifetime = 120
     url, _, verifier = _start(sandbox_server.url)
     creds = _exchange(sandbox_server.url, _authorize(url)["code"], verifier)
-    assert creds.expires_at is not None and creds.expires_at < datetime.now(UTC) + timedelta(seconds=121)
+    assert creds.expires_at is not None and creds.expires_at < clocks.utcnow() + timedelta(seconds=121)
 
 
 def test_body_credentials_are_refused_unless_the_sandbox_accepts_them(sandbox, sandbox_server) -> None:
@@ -289,7 +290,7 @@ def test_an_access_token_about_to_expire_is_renewed_before_it_is_used(
     db.session.expire_all()
     creds = load_credentials(connection)
     assert creds is not None
-    creds.expires_at = datetime.now(UTC) + timedelta(seconds=20)  # inside the core's renewal margin
+    creds.expires_at = clocks.utcnow() + timedelta(seconds=20)  # inside the core's renewal margin
     store_credentials(connection, creds)
     db.session.commit()
     before = sandbox.auth.token_requests

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from leadbridge import clock as clocks
 from leadbridge.db import db
 from leadbridge.models import Connection, Contact, DebugEntry, SyncRecord, SyncRun
 from leadbridge.sync import default_mappings, export_run_csv, run_sync
@@ -176,13 +177,13 @@ def test_first_sync_ignores_contacts_already_deleted_there_and_skips_sms_only_on
 
 
 def test_the_first_sync_reaches_back_only_to_sync_records_from(conn: Connection, sandbox: Any) -> None:
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
 
     sandbox.clock_offset = -90 * 86400  # contacts last changed three months ago
     sandbox.add_contacts(3)
     sandbox.clock_offset = 0
     recent = sandbox.add_contacts(2)
-    conn.sync_from = datetime.now(UTC) - timedelta(days=30)
+    conn.sync_from = clocks.utcnow() - timedelta(days=30)
     db.session.commit()
     run = run_sync(conn.id, direction="from_crm")
     assert run.status == "succeeded", run.error

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import requests
+from leadbridge import clock as clocks
 from leadbridge.connection_view import ConnectionView
 from leadbridge.errors import ConfigError, LeadbridgeError, QuotaExhausted, RecordError, TokenExpired
 from leadbridge.http import VendorClient
@@ -38,7 +39,7 @@ def _quota(response: requests.Response) -> LeadbridgeError | None:
         wait = 0.0
     if wait < 3600 and "quota" not in message.lower():
         return None  # an ordinary rate limit: the core waits it out
-    resets_at = datetime.now(UTC) + timedelta(seconds=wait or 3600)
+    resets_at = clocks.utcnow() + timedelta(seconds=wait or 3600)
     return QuotaExhausted(
         f"PlanMill: {message or 'request quota exhausted'}", code="429", resets_at=resets_at
     )

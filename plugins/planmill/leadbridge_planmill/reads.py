@@ -13,6 +13,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from leadbridge import clock as clocks
 from leadbridge.errors import ConfigError
 from leadbridge.http import VendorClient
 from leadbridge.types import Campaign, Company, Contact, Page
@@ -142,7 +143,7 @@ def _changed_rows(
         state = json.loads(cursor)
     else:
         start = (since or EPOCH).astimezone(UTC)
-        state = {"start": format_dt(start), "finish": format_dt(datetime.now(UTC)), "seen": [], "skip": 0}
+        state = {"start": format_dt(start), "finish": format_dt(clocks.utcnow()), "seen": [], "skip": 0}
     seen = {int(i) for i in state["seen"]}
     skip = int(state.get("skip") or 0)
     fresh: list[dict[str, Any]] = []

@@ -31,12 +31,9 @@ class Hooks:
         return Hooks(self.conn, client_for(self.conn, stats=stats), stats)
 
 
-# The team's shared folder sits beside the repository (``../shared``), in CI too.
-SHARED = Path(__file__).resolve().parents[3].parent / "shared"
-SPEC_DIRS = (
-    SHARED / "vendor-specs" / "planmill" / "api_docs",  # the vendor's files, when this checkout has them
-    Path(__file__).resolve().parents[1] / "leadbridge_planmill" / "sandbox" / "data",
-)
+#: PlanMill's published API documents, copied into this checkout (origin and licence: vendor/SOURCE.md).
+VENDOR_DOCS = Path(__file__).resolve().parent / "vendor" / "api_docs"
+SPEC_DIRS = (VENDOR_DOCS, Path(__file__).resolve().parents[1] / "leadbridge_planmill" / "sandbox" / "data")
 REQUEST_SCHEMAS = [
     (re.compile(r"/api/1\.5/accounts/?$"), "account_post.schema"),
     (re.compile(r"/api/1\.5/accounts/\d+$"), "account_postId.schema"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from leadbridge import clock as clocks
 from leadbridge.types import Contact
 from leadbridge_planmill.sandbox import PlanMillSandbox
 from planmill_testkit import Hooks
@@ -67,7 +68,7 @@ def test_records_changed_during_the_pull_wait_for_the_next_run(
     hooks = make_hooks(options={"page_size": 2})
     ids = _people(pm, [T0 + timedelta(seconds=s) for s in range(6)])
     first = hooks("fetch_contacts", object_type="contact", since=T0, cursor=None)
-    pm.set_modified("contacts", ids[0], datetime.now(UTC) + timedelta(seconds=5))  # edited mid-run
+    pm.set_modified("contacts", ids[0], clocks.utcnow() + timedelta(seconds=5))  # edited mid-run
     seen = [c.remote_id for c in first.items]
     cursor = first.next_cursor
     while cursor:

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from leadbridge.types import Action, Company, Contact
 from leadbridge_planmill.sandbox import PlanMillSandbox
-from planmill_testkit import SHARED, Hooks, spec_file
+from planmill_testkit import VENDOR_DOCS, Hooks, spec_file
 
-RAML = SHARED / "vendor-specs" / "planmill" / "api_docs" / "planmill1_5.loadable.raml"
+RAML = VENDOR_DOCS / "planmill1_5.loadable.raml"
 
 
 class _Loader(yaml.SafeLoader):
@@ -26,8 +26,6 @@ _Loader.add_constructor("!include", lambda loader, node: None)
 
 @pytest.fixture(scope="module")
 def raml() -> dict[str, Any]:
-    if not RAML.exists():
-        pytest.skip("PlanMill's RAML is not in this checkout (shared/vendor-specs)")
     doc: dict[str, Any] = yaml.load(RAML.read_text(encoding="utf-8"), Loader=_Loader)
     return doc
 

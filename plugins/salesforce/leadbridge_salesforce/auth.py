@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from leadbridge import clock as clocks
 from leadbridge.connection_view import ConnectionView
 from leadbridge.errors import AuthError, ConfigError, NeedsReconnect
 from leadbridge.http import VendorClient
@@ -132,7 +132,7 @@ def jwt_assertion(
         raise ConfigError("the private key is not an unencrypted PEM key") from None
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ConfigError("the private key must be an RSA key (RS256)")
-    issued = int(now if now is not None else time.time())
+    issued = int(now if now is not None else clocks.wall_time())
     claims: dict[str, Any] = {"iss": consumer_key, "sub": username, "aud": audience, "exp": issued + 180}
     header = _b64(json.dumps({"alg": "RS256", "typ": "JWT"}, separators=(",", ":")).encode())
     payload = _b64(json.dumps(claims, separators=(",", ":")).encode())

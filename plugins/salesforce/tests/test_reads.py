@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from leadbridge import clock as clocks
 from leadbridge.errors import ConfigError
 from leadbridge.models import Connection
 from leadbridge.testing import ConnectorHarness
@@ -70,7 +71,7 @@ def test_incremental_reads_include_deleted_rows(
     keep, _ = sandbox.store.save("Lead", {"LastName": "K", "Company": "C", "Email": "k@x.fi"})
     gone, _ = sandbox.store.save("Lead", {"LastName": "G", "Company": "C", "Email": "g@x.fi"})
     sandbox.store.delete("Lead", gone)
-    since = datetime.now(UTC) - timedelta(minutes=5)
+    since = clocks.utcnow() - timedelta(minutes=5)
     page = harness.call("fetch_contacts", object_type="Lead", since=since, cursor=None)
     assert {(c.remote_id, c.deleted) for c in page.items} == {(keep, False), (gone, True)}
     full = harness.call("fetch_contacts", object_type="Lead", since=None, cursor=None)

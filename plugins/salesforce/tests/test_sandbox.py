@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from leadbridge import clock as clocks
 from leadbridge_salesforce import soql as connector_soql
 from leadbridge_salesforce.sandbox import SalesforceSandbox
 from leadbridge_salesforce.sandbox.ids import checksum, make_id
@@ -72,7 +73,7 @@ def test_soql_subset(sf: SalesforceSandbox, api: FlaskClient) -> None:
     ) == ["Smith"]
     assert names(q(api, "SELECT LastName FROM Lead WHERE Email = null")) == ["Young"]
     assert names(q(api, "SELECT LastName FROM Lead WHERE Company LIKE '50\\%\\_%'")) == ["Young"]
-    stamp = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = (clocks.utcnow() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert len(names(q(api, f"SELECT LastName FROM Lead WHERE SystemModstamp >= {stamp}"))) == 3
     bad = q(api, "SELECT Nope__c FROM Lead")
     assert bad.status_code == 400 and bad.get_json()[0]["errorCode"] == "INVALID_FIELD"
@@ -111,8 +112,8 @@ def test_query_all_sees_deleted_rows(sf: SalesforceSandbox, api: FlaskClient) ->
     assert q(api, "SELECT Id FROM Lead").get_json()["totalSize"] == 0
     rows = q(api, "SELECT Id, IsDeleted FROM Lead WHERE IsDeleted = true", "queryAll").get_json()["records"]
     assert [r["Id"] for r in rows] == [rid]
-    start = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
-    end = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    start = (clocks.utcnow() - timedelta(minutes=5)).isoformat()
+    end = (clocks.utcnow() + timedelta(minutes=5)).isoformat()
     deleted = api.get(f"{B}/sobjects/Lead/deleted/", query_string={"start": start, "end": end}).get_json()
     assert [d["id"] for d in deleted["deletedRecords"]] == [rid]
 

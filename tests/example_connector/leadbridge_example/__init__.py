@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import requests
+from leadbridge import clock as clocks
 from leadbridge import hookimpl
 from leadbridge.connection_view import ConnectionView
 from leadbridge.errors import AuthError, ConfigError, LeadbridgeError, QuotaExhausted, RecordError
@@ -291,7 +292,7 @@ def create_action(connection: ConnectionView, client: VendorClient, action: Acti
         "title": action.title or DEFAULT_ACTION_TITLE,
         "kind": action.kind,
         "description": action.description or action.title,
-        "occurred_at": (action.occurred_at or datetime.now(UTC)).isoformat(),
+        "occurred_at": (action.occurred_at or clocks.utcnow()).isoformat(),
         **action.fields,
     }
     answer = client.post("api/actions", json=body).json()

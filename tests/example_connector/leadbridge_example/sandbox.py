@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Response, jsonify, request
+from leadbridge import clock as clocks
 from leadbridge.sandbox import Sandbox
 
 MAX_BATCH = 100
@@ -146,7 +147,7 @@ class ExampleSandbox(Sandbox):
 
     def now(self) -> datetime:
         """The vendor clock."""
-        return self._now or datetime.now(UTC)
+        return self._now or clocks.utcnow()
 
     def add_contacts(self, count: int, *, with_email: bool = True) -> list[str]:
         """Create ``count`` contacts vendor-side (as if a salesperson typed them); return their ids."""

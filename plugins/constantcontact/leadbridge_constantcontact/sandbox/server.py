@@ -26,12 +26,12 @@ import hmac
 import json
 import re
 import secrets
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Response, jsonify, request
+from leadbridge import clock as clocks
 from leadbridge.sandbox import Sandbox
 from leadbridge.types import Credentials
 
@@ -102,7 +102,7 @@ class ConstantContactSandbox(Sandbox):
         self.activity_polls = 2
         self.daily_limit = 10_000
         self.daily_used_by: dict[str, int] = {}
-        self._day = self._day_of(time.time())
+        self._day = self._day_of(clocks.wall_time())
         self.import_body_limit = 4 * 1024 * 1024
         self.confirmed_opt_in = False
         self.sign_up_actions = ("created", "updated")
@@ -120,7 +120,7 @@ class ConstantContactSandbox(Sandbox):
     # -- time ------------------------------------------------------------------------------
 
     def now(self) -> float:
-        return time.time() + self.clock_offset
+        return clocks.wall_time() + self.clock_offset
 
     def _stamp(self) -> str:
         # Millisecond precision like the vendor: two changes in one millisecond share a stamp
@@ -158,7 +158,7 @@ class ConstantContactSandbox(Sandbox):
         return Credentials(
             headers={"Authorization": f"Bearer {tokens['access_token']}"},
             access_token=tokens["access_token"],
-            expires_at=datetime.now(UTC) - timedelta(seconds=1),
+            expires_at=clocks.utcnow() - timedelta(seconds=1),
             refresh_token=tokens["refresh_token"],
         )
 

@@ -30,13 +30,14 @@ import secrets
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode
 
 import jsonschema
 import requests
 from flask import Response, jsonify, redirect, request
+from leadbridge import clock as clocks
 from leadbridge.sandbox import Sandbox
 
 from .data import item_properties, load, schema
@@ -169,7 +170,7 @@ class PlanMillSandbox(Sandbox):
         self._expire_countdown: int | None = None
         self.hidden_fields: dict[str, set[str]] = {}
         self.no_access: set[tuple[str, int]] = set()
-        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self.clock: Callable[[], datetime] = clocks.utcnow
         #: (method, path, query, JSON body) of every API request, for schema checks in tests
         self.requests: list[tuple[str, str, dict[str, str], Any]] = []
         self._ids = itertools.count(3000000)
@@ -375,7 +376,7 @@ class PlanMillSandbox(Sandbox):
             with self.lock:
                 self.quota_used += 1
                 if self.quota_used > self.quota:
-                    now = datetime.now(UTC)
+                    now = clocks.utcnow()
                     midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
                     resp = PlanMillError(429, "Daily request quota exceeded", "00429").response()
                     resp.headers["Retry-After"] = str(int((midnight - now).total_seconds()) + 1)
@@ -439,7 +440,7 @@ class PlanMillSandbox(Sandbox):
             self.tokens[access] = Token(
                 client_id,
                 int(self.user["id"]),
-                datetime.now(UTC) + timedelta(seconds=self.token_lifetime),
+                clocks.utcnow() + timedelta(seconds=self.token_lifetime),
                 self.token_generation,
             )
             body: dict[str, Any] = {"access_token": access, "token_type": "Bearer", "scope": "api"}
@@ -503,7 +504,7 @@ class PlanMillSandbox(Sandbox):
         info = self.tokens.get(request.args.get("access_token", ""))
         if info is None:
             raise PlanMillError(401, "Unauthorized", "00401")
-        remaining = int((info.expires_at - datetime.now(UTC)).total_seconds())
+        remaining = int((info.expires_at - clocks.utcnow()).total_seconds())
         return jsonify(
             {"client_id": info.client_id, "user_id": info.user_id, "expires_in": max(0, remaining)}
         )
@@ -528,7 +529,7 @@ class PlanMillSandbox(Sandbox):
                     self.token_generation += 1
                 else:
                     self._expire_countdown -= 1
-            if info.generation != self.token_generation or info.expires_at <= datetime.now(UTC):
+            if info.generation != self.token_generation or info.expires_at <= clocks.utcnow():
                 if self.expired_status == 400:
                     raise PlanMillError(400, "Invalid or expired access token", "00400")
                 raise PlanMillError(401, "Access token expired", "00401")

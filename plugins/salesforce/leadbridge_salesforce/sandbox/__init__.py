@@ -18,7 +18,6 @@ import io
 import json
 import re
 import secrets
-import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,6 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from flask import Response, request
+from leadbridge import clock as clocks
 from leadbridge.sandbox import Sandbox
 
 from .schema import OBJECTS
@@ -257,7 +257,7 @@ class SalesforceSandbox(Sandbox):
         token = header[7:] if header.startswith("Bearer ") else ""
         with self.lock:
             session = self.sessions.get(token)
-            now = time.monotonic()
+            now = clocks.monotonic()
             if (
                 session is None
                 or session[0] != self.token_generation
@@ -333,13 +333,13 @@ class SalesforceSandbox(Sandbox):
         with self.lock:
             self.logins += 1
             token = f"{ORG_ID[:15]}!AR{secrets.token_urlsafe(40)}"
-            self.sessions[token] = (self.token_generation, time.monotonic())
+            self.sessions[token] = (self.token_generation, clocks.monotonic())
         body = {
             "access_token": token,
             "instance_url": self.instance_url or request.host_url.rstrip("/"),
             "id": f"https://login.salesforce.com/id/{ORG_ID}/{USER_ID}",
             "token_type": "Bearer",
-            "issued_at": str(int(time.time() * 1000)),
+            "issued_at": str(int(clocks.wall_time() * 1000)),
             "signature": base64.b64encode(secrets.token_bytes(32)).decode(),
             **self.extra_token_fields,
         }
@@ -379,7 +379,7 @@ class SalesforceSandbox(Sandbox):
             return "invalid client credentials"
         if claims.get("sub") != self.username:
             return "authentication failure"
-        if int(claims.get("exp", 0)) < time.time():
+        if int(claims.get("exp", 0)) < clocks.wall_time():
             return "expired authorization code"
         if not self.jwt_approved:
             return "user hasn't approved this consumer"
@@ -566,7 +566,7 @@ class SalesforceSandbox(Sandbox):
                     self.cursors[locator] = {"rows": rows}
                     while len(self.cursors) > self.max_cursors:  # opening more closes the oldest
                         self.cursors.pop(next(iter(self.cursors)))
-                self.cursors[locator]["at"] = time.monotonic()
+                self.cursors[locator]["at"] = clocks.monotonic()
             resource = "queryAll" if all_rows else "query"
             body["nextRecordsUrl"] = f"/services/data/{version}/{resource}/{locator}-{start + size}"
         elif locator is not None:
@@ -578,7 +578,7 @@ class SalesforceSandbox(Sandbox):
         name, _, offset = locator.partition("-")
         with self.lock:
             cursor = self.cursors.get(name)
-            if cursor is None or time.monotonic() - cursor["at"] > self.locator_ttl or not offset.isdigit():
+            if cursor is None or clocks.monotonic() - cursor["at"] > self.locator_ttl or not offset.isdigit():
                 self.cursors.pop(name, None)
                 return _json(
                     [{"message": "invalid query locator", "errorCode": "INVALID_QUERY_LOCATOR"}], 400

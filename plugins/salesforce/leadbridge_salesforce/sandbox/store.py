@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
+from leadbridge import clock as clocks
+
 from .ids import PREFIXES, make_id
 from .schema import OBJECTS, RELATIONSHIPS, fields_of
 from .soql import SoqlError, parse, parse_dt
@@ -64,7 +66,7 @@ class Store:
     # -- time and schema -----------------------------------------------------------------------
 
     def now(self) -> datetime:
-        return datetime.now(UTC) + self.clock_offset
+        return clocks.utcnow() + self.clock_offset
 
     def describe_fields(self, sobject: str) -> list[dict[str, Any]]:
         hidden = self.hidden.get(sobject, set())
