@@ -294,7 +294,7 @@ def create_action(connection: ConnectionView, client: VendorClient, action: Acti
     Called after the contact was upserted (``action.contact.remote_id`` is set; ``action.contact.extra``
     carries the hub's ``first_name``, ``last_name``, ``email``, ``title`` and ``phone`` when known, and
     ``action.title`` is the connection's ``action_title`` with those placeholders and ``{company}``
-    already filled), on an explicit
+    already filled: use it verbatim as the subject, never fill the template again), on an explicit
     "Send to <connector>" and, when the admin enables it, on scheduled pushes. Actions are events,
     not state: calling twice creates two actions.
 

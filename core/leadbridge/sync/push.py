@@ -538,12 +538,21 @@ def _send(ctx: RunContext, spec: ObjectSpec, batch: list[Outgoing], *, tolerant:
 # -- actions -------------------------------------------------------------------------------------
 
 
+DEFAULT_ACTION_TITLE = "Sent from leadbridge"
+
+
 def action_title(ctx: RunContext, company_name: str | None, values: dict[str, Any] | None = None) -> str:
-    """The connection's ``action_title`` with ``{company}``, ``{first_name}``, ``{last_name}``,
-    ``{email}``, ``{title}`` and ``{phone}`` filled from the hub contact."""
-    template = str(ctx.view.setting("action_title") or "Sent from leadbridge")
-    filled = {"company": company_name or "", **{k: str(v) for k, v in (values or {}).items()}}
-    return PLACEHOLDER.sub(lambda m: filled.get(m.group(1), ""), template).strip()
+    """The connection's ``action_title`` (else the connector's declared default) with ``{company}``,
+    ``{first_name}``, ``{last_name}``, ``{email}``, ``{title}`` (job title) and ``{phone}`` filled
+    once, from the hub contact. Connectors use :attr:`Action.title` as it is: filling it again
+    made "leadbridge: leadbridge: CTO". An empty placeholder leaves no "()" or dangling separator."""
+    declared = next((s.default for s in ctx.info.settings if s.name == "action_title"), None)
+    template = str(ctx.view.setting("action_title") or declared or DEFAULT_ACTION_TITLE)
+    hub = {k: "" if v is None else str(v) for k, v in (values or {}).items()}
+    filled = {"company": company_name or "", **hub}
+    title = PLACEHOLDER.sub(lambda m: filled.get(m.group(1), ""), template)
+    title = re.sub(r"\(\s*\)|<\s*>", "", title)
+    return " ".join(title.split()).strip(" -:,") or DEFAULT_ACTION_TITLE
 
 
 def create_actions(ctx: RunContext, sent: list[Outgoing]) -> None:

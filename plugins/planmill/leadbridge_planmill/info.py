@@ -44,7 +44,7 @@ SETTINGS = (
         "Action title",
         default=DEFAULT_ACTION_TITLE,
         help="Subject of the action added on each send. Placeholders: {company}, {first_name}, "
-        "{last_name}, {email}.",
+        "{last_name}, {email}, {title} (job title), {phone}.",
     ),
     Setting(
         "default_account",

@@ -3,7 +3,6 @@ account; update only what changed) and actions (always new: actions are events).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -13,7 +12,7 @@ from leadbridge.http import VendorClient
 from leadbridge.types import Action, Company, Contact, Outcome, RecordResult
 
 from .fields import ACTION_WRITABLE, to_planmill, writable_body
-from .info import DEFAULT_ACCOUNT, DEFAULT_ACTION_TITLE
+from .info import DEFAULT_ACCOUNT
 from .matching import account_ids, find_account, find_contact, name_key
 from .runcache import run_cache
 
@@ -31,7 +30,6 @@ ACTION_TYPES = {
     "webinar": 11,
 }
 EMAIL_FIELDS = frozenset({"email", "secondaryEmail"})
-PLACEHOLDER = re.compile(r"\{(company|first_name|last_name|email|title|phone)\}")
 
 
 def _failed(ref: str | None, exc: RecordError | ValueError) -> RecordResult:
@@ -225,51 +223,6 @@ def delete_contacts(client: VendorClient, remote_ids: Sequence[str]) -> list[Rec
 # -- actions -------------------------------------------------------------------------------------
 
 
-def action_title(connection: ConnectionView, action: Action, person: Mapping[str, Any] | None = None) -> str:
-    """The subject from the connection's template: ``{company}``, ``{first_name}``, ``{last_name}``,
-    ``{email}``, ``{title}`` and ``{phone}`` filled from the action (or ``person``, PlanMill's row)."""
-    template = str(connection.setting("action_title", "") or "") or action.title or DEFAULT_ACTION_TITLE
-    contact = action.contact
-    company = action.company or contact.company
-    row = person or {}
-    values = {
-        "company": (company.name if company else "") or str(row.get("accountName") or ""),
-        "first_name": _field(contact, row, "firstName", "first_name"),
-        "last_name": _field(contact, row, "lastName", "last_name"),
-        "email": contact.email or str(row.get("email") or ""),
-        "title": _field(contact, row, "title", "title"),
-        "phone": _field(contact, row, "mobilePhone", "phone"),
-    }
-    title = PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
-    # An empty placeholder leaves "()" or a dangling separator behind.
-    title = re.sub(r"\(\s*\)", "", title)
-    return " ".join(title.split()).strip(" -:,") or (action.title or "leadbridge")
-
-
-def _field(contact: Contact, row: Mapping[str, Any], remote: str, hub: str) -> str:
-    for value in (
-        contact.fields.get(remote),
-        contact.extra.get(hub),
-        contact.fields.get(hub),
-        row.get(remote),
-    ):
-        if value not in (None, ""):
-            return str(value)
-    return ""
-
-
-def _needs_person(connection: ConnectionView, action: Action) -> bool:
-    """True when the template names a contact field the action does not carry (the engine sends
-    only the contact's email and id): then PlanMill's row is read once to fill it."""
-    template = str(connection.setting("action_title", "") or "")
-    wanted = {m.group(1) for m in PLACEHOLDER.finditer(template)} - {"company", "email"}
-    names = {"first_name": "firstName", "last_name": "lastName", "title": "title", "phone": "mobilePhone"}
-    contact = action.contact
-    return any(
-        contact.fields.get(names[w]) in (None, "") and contact.extra.get(w) in (None, "") for w in wanted
-    )
-
-
 def create_action(connection: ConnectionView, client: VendorClient, action: Action) -> RecordResult:
     contact_id = action.contact.remote_id
     if not contact_id:
@@ -283,8 +236,7 @@ def create_action(connection: ConnectionView, client: VendorClient, action: Acti
             if k in ACTION_WRITABLE and k not in ("subject", "contact")
         }
         body = {k: v for k, v in body.items() if v is not None}
-        person = _get(client, f"contacts/{int(contact_id)}") if _needs_person(connection, action) else None
-        body["subject"] = action_title(connection, action, person)
+        body["subject"] = action.title  # the core filled the action_title template (once)
         body["contact"] = int(contact_id)
         kind = ACTION_TYPES.get(action.kind.lower())
         if kind is not None:

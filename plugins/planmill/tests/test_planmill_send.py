@@ -30,7 +30,8 @@ def send(hooks: Hooks, people: list[Contact]) -> list[str]:
     for person, result in zip(people, results, strict=True):
         person.remote_id = result.remote_id
         action = hooks(
-            "create_action", action=Action(title="ignored", contact=person, company=person.company)
+            "create_action",
+            action=Action(title="Core-filled title (Newco Oy)", contact=person, company=person.company),
         )
         assert action.outcome is Outcome.CREATED, action
         titles.append(action.extra["subject"])
@@ -43,7 +44,7 @@ def test_three_contacts_of_a_new_company(hooks: Hooks, pm: PlanMillSandbox) -> N
     assert pm.company_count() == accounts + 1
     assert pm.contact_count() == contacts + 3
     assert len(pm.records["actions"]) == actions + 3
-    assert titles == ["Sent from leadbridge (Newco Oy)"] * 3
+    assert titles == ["Core-filled title (Newco Oy)"] * 3  # the subject is the title the core filled
     account = pm.find("accounts", name="Newco Oy")[0]
     created = pm.find("contacts", account=account["id"])
     assert sorted(c["email"] for c in created) == [f"person{i}@newco.example" for i in range(3)]

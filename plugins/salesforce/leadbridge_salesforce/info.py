@@ -111,7 +111,13 @@ SETTINGS = (
         pattern=API_NAME,
         help="Optional: a Lead field marked External ID; new leads are then upserted by it.",
     ),
-    Setting("action_title", "Task subject", default="{title}", help="{title} is the action's title."),
+    Setting(
+        "action_title",
+        "Task subject",
+        default="Sent from leadbridge",
+        help="Subject of the Task added on each send. Placeholders: {company}, {first_name}, {last_name}, "
+        "{email}, {title} (job title), {phone}.",
+    ),
     Setting("task_status", "Task status", default="Completed"),
 )
 

@@ -239,9 +239,8 @@ def create_task(connection: ConnectionView, api: SalesforceApi, action: Action) 
     who = action.contact.remote_id
     if not who:
         raise RecordError("the contact has no Salesforce id yet", code="MISSING_WHO_ID")
-    title = str(connection.setting("action_title", "{title}")).replace("{title}", action.title)
     record: dict[str, Any] = {
-        "Subject": title[:255],
+        "Subject": action.title[:255],  # filled by the core from the action_title setting
         "WhoId": who,
         "Status": connection.setting("task_status", "Completed"),
         "Description": action.description or action.kind,

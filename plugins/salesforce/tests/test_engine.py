@@ -272,3 +272,33 @@ def test_a_batch_resent_after_a_dropped_connection_creates_nothing_new(
     assert sandbox.contact_count() == 5  # nothing created twice
     links = db.session.execute(select(func.count(Link.id)).where(Link.object_type == "Lead")).scalar_one()
     assert links == 5
+
+
+@pytest.mark.parametrize(
+    ("template", "subject"),
+    [
+        ("leadbridge: {title}", "leadbridge: CTO"),  # was "leadbridge: leadbridge: CTO"
+        ("Call {first_name} {last_name} ({company})", "Call Ada Lovelace (Analytical Oy)"),
+        (None, "Sent from leadbridge"),  # the declared default, not the contact's job title
+    ],
+)
+def test_a_send_names_its_task_with_the_template_filled_once(
+    connection: Connection, sandbox: SalesforceSandbox, template: str | None, subject: str
+) -> None:
+    from leadbridge.sync import send_contacts
+
+    if template is not None:
+        connection.settings = {**connection.settings, "action_title": template}
+    _setup(connection)
+    org = HubCompany(name="Analytical Oy", name_key="analytical oy")
+    db.session.add(org)
+    db.session.flush()
+    person = HubContact(first_name="Ada", last_name="Lovelace", title="CTO", company_id=org.id,
+                        company_name=org.name)
+    person.set_email("ada@analytical.example")
+    db.session.add(person)
+    db.session.commit()
+    run = send_contacts(connection.id, [person.id])
+    assert run.status == "succeeded", run.error
+    tasks = [r for r in sandbox.store.records["Task"].values() if not r["IsDeleted"]]
+    assert [t["Subject"] for t in tasks] == [subject]

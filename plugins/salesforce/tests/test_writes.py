@@ -127,7 +127,7 @@ def test_tasks_name_the_account_only_for_contacts(
     harness: ConnectorHarness, sandbox: SalesforceSandbox, connection: Connection
 ) -> None:
     connection.settings = {**connection.settings, "action_title": "leadbridge: {title}"}
-    db.session.commit()
+    db.session.commit()  # the core fills the template; the connector takes action.title verbatim
     account = sandbox.store.save("Account", {"Name": "Acme"})[0]
     contact = sandbox.store.save("Contact", {"LastName": "C", "AccountId": account})[0]
     lead = sandbox.store.save("Lead", {"LastName": "L", "Company": "Acme"})[0]
@@ -144,7 +144,7 @@ def test_tasks_name_the_account_only_for_contacts(
         result = harness.call("create_action", action=action)
         assert result.outcome is Outcome.CREATED
         task = sandbox.store.get("Task", result.remote_id)
-        assert task is not None and task["Subject"] == "leadbridge: Downloaded the guide"
+        assert task is not None and task["Subject"] == "Downloaded the guide"
         assert task["ActivityDate"] == "2026-03-01" and task["Status"] == "Completed"
         assert task["WhatId"] == (account if who == contact else None)
 
