@@ -8,7 +8,7 @@ Every suite that has leadbridge installed gets them, third-party connectors incl
 * ``connection_plugin`` — the connector ``sandbox`` and ``connection`` use; defaults to
   ``leadbridge_connector``. Override it instead to keep every installed connector loaded.
 * ``leadbridge_database_url`` — a fresh SQLite file, or a fresh PostgreSQL database per test when
-  ``LEADBRIDGE_TEST_DATABASE_URL`` is set.
+  ``LEADBRIDGE_TEST_DATABASE_URL`` is set (a copy of one migrated per test process).
 * ``app`` (migrated with Alembic), ``app_ctx``, ``client``, ``cli_runner``.
 * ``sandbox``, ``sandbox_server`` (on 127.0.0.1, stopped at teardown), ``connection`` (enabled,
   aimed at the sandbox) and ``make_connection`` (a factory for more, e.g. with bad credentials).
@@ -31,7 +31,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 
 from ..clock import Clock, SystemClock, VirtualClock, using
 from ..sandbox import Sandbox, SandboxServer
-from .database import temporary_database
+from .database import migrated_template, server_url_from_env, temporary_database
 
 if TYPE_CHECKING:
     from ..models import Connection
@@ -64,10 +64,23 @@ def leadbridge_connector() -> str | None:
     return None
 
 
+@pytest.fixture(scope="session")
+def leadbridge_database_template() -> Iterator[str | None]:
+    """PostgreSQL: one database per test process migrated to head, copied for each test (``None`` on
+    SQLite, where a fresh file is cheap)."""
+    server = server_url_from_env()
+    if server is None:
+        yield None
+        return
+    with migrated_template(server) as name:
+        yield name
+
+
 @pytest.fixture
-def leadbridge_database_url(tmp_path: Path) -> Iterator[str]:
-    """The URL of an empty database for this test (SQLite, or PostgreSQL when the env var asks)."""
-    with temporary_database(tmp_path) as url:
+def leadbridge_database_url(tmp_path: Path, leadbridge_database_template: str | None) -> Iterator[str]:
+    """The URL of a new database for this test: an empty SQLite file, or on PostgreSQL a fresh copy
+    of a database already migrated to head (``upgrade()`` then has nothing to do)."""
+    with temporary_database(tmp_path, template=leadbridge_database_template) as url:
         yield url
 
 
