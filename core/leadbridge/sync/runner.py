@@ -120,6 +120,7 @@ def execute(run_id: int, *, progress: Progress | None = None, body: Body | None 
     policy = lock_policy(mode, dry_run=run.dry_run)
     if policy is LockPolicy.WAIT:
         wait = float(current_app.config.get("RUN_LOCK_WAIT_SECONDS", RUN_LOCK_WAIT_SECONDS))
+        db.session.commit()  # hold no transaction open while waiting (the run stays "queued")
         got = locks.acquire_waiting(lock_name, owner, timeout=wait)
         if not got:
             return _finish_unstarted(
