@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from flask import Blueprint, render_template
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 
+from .. import clock as clocks
 from ..app import get_plugins
 from ..db import db
 from ..models import Company, Connection, Contact, ContactList, SyncRun
@@ -29,7 +30,7 @@ def index() -> ResponseReturnValue:
     recent = list(db.session.execute(select(SyncRun).order_by(SyncRun.id.desc()).limit(8)).scalars())
     chart_runs = list(
         db.session.execute(
-            select(SyncRun).where(SyncRun.started_at >= datetime.now(UTC) - timedelta(days=14))
+            select(SyncRun).where(SyncRun.started_at >= clocks.utcnow() - timedelta(days=14))
         ).scalars()
     )
     stats = {

@@ -11,11 +11,12 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from flask import Flask, current_app
 
+from .. import clock as clocks
 from ..db import db
 
 JOBS_KEY = "leadbridge.web_jobs"
@@ -27,7 +28,7 @@ class Job:
     connection_id: int
     label: str
     done_url: str
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started_at: datetime = field(default_factory=clocks.utcnow)
     finished: bool = False
     run_id: int | None = None
     error: str | None = None

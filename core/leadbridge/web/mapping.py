@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
+from .. import clock as clocks
 from ..app import get_plugins
 from ..connections import client_for, view
 from ..db import db
@@ -91,7 +92,7 @@ def discover(conn: Connection, object_type: str, *, refresh: bool = False) -> Di
         return hit
     db.session.commit()  # never hold a write transaction across the vendor call
     fields = get_plugins().call(view(conn), "field_types", client=client_for(conn), object_type=object_type)
-    found = Discovered(fields=list(fields or []), at=datetime.now(UTC))
+    found = Discovered(fields=list(fields or []), at=clocks.utcnow())
     with _cache_lock:
         cache[key] = found
     return found

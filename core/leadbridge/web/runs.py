@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, or_, select
 
+from .. import clock as clocks
 from ..db import db
 from ..models import Connection, DebugEntry, SyncRecord, SyncRun
 from ..types import HubKind
@@ -26,7 +27,7 @@ RECORDS_PAGE = 100
 
 def chart_data(runs: list[SyncRun], days: int = 30) -> dict[str, Any]:
     """Per day and side, the summed outcome counts of ``runs`` (dry runs left out): stacked bars."""
-    today = datetime.now(UTC).date()
+    today = clocks.utcnow().date()
     labels = [(today - timedelta(days=days - 1 - i)).isoformat() for i in range(days)]
     sums: dict[str, dict[str, dict[str, int]]] = {s: defaultdict(lambda: defaultdict(int)) for s, _ in SIDES}
     for run in runs:
@@ -55,7 +56,7 @@ def index() -> ResponseReturnValue:
     if before:
         query = query.where(SyncRun.id < before)
     runs = list(db.session.execute(query.limit(50)).scalars())
-    since = datetime.now(UTC) - timedelta(days=30)
+    since = clocks.utcnow() - timedelta(days=30)
     chart_q = select(SyncRun).where(SyncRun.started_at >= since)
     if conn_id:
         chart_q = chart_q.where(SyncRun.connection_id == conn_id)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from flask import Flask, abort, current_app, request
 
+from .. import clock as clocks
 from ..app import get_plugins
 from ..db import db
 from ..metadata import ConnectorInfo
@@ -54,7 +55,7 @@ def int_arg(name: str, default: int | None = None) -> int | None:
 def humanize(dt: datetime | None) -> str:
     if dt is None:
         return "—"
-    delta = datetime.now(UTC) - dt
+    delta = clocks.utcnow() - dt
     seconds = int(delta.total_seconds())
     if seconds < 0:
         return dt.strftime("%Y-%m-%d %H:%M")
