@@ -238,9 +238,7 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--records", type=int, default=2000, help="contacts pushed for overhead/calls")
-    parser.add_argument(
-        "--memory-records", type=int, default=20_000, help="contacts planned for peak memory"
-    )
+    parser.add_argument("--memory-records", type=int, default=20_000, help="contacts planned for peak memory")
     parser.add_argument("--pacing-records", type=int, default=1500, help="contacts pushed under 4 req/s")
     parser.add_argument("--write-docs", action="store_true", help="write the table to docs/benchmarks.md")
     args = parser.parse_args(argv)

@@ -39,8 +39,11 @@ def _example_connection(app: Flask, server: SandboxServer, *, good: bool = True)
     settings, secrets = (sandbox.connection_settings if good else sandbox.bad_connection_settings)(server.url)
     with app.app_context():
         conn = create_connection(
-            "example", "Example" if good else "Bad example", {**settings, **secrets},
-            enabled=True, options={"base_url": server.url},
+            "example",
+            "Example" if good else "Bad example",
+            {**settings, **secrets},
+            enabled=True,
+            options={"base_url": server.url},
         )
         db.session.commit()
         return conn.id
@@ -106,11 +109,13 @@ def test_malformed_key_is_one_clear_line(tmp_path: Path) -> None:
 def test_connections_json_never_prints_secrets(app: Flask, example_server: SandboxServer) -> None:
     with app.app_context():
         conn = create_connection(
-            "example", "Secretive",
+            "example",
+            "Secretive",
             {"client_id": "visible-id", "client_secret": SECRET, "webhook_secret": SECRET + "-hook"},
         )
-        store_credentials(conn, Credentials(headers={"Authorization": f"Bearer {ACCESS_TOKEN}"},
-                                            access_token=ACCESS_TOKEN))
+        store_credentials(
+            conn, Credentials(headers={"Authorization": f"Bearer {ACCESS_TOKEN}"}, access_token=ACCESS_TOKEN)
+        )
         db.session.commit()
     runner = app.test_cli_runner()
     as_json = runner.invoke(main, ["connections", "--json"])
@@ -219,4 +224,3 @@ def test_plugins_listing_is_readable(cli_runner: FlaskCliRunner) -> None:
     line = next(line for line in result.output.splitlines() if line.startswith("example "))
     assert "leadbridge-example" in line and "loaded" in line
     assert "hooks: " in result.output
-

@@ -41,7 +41,9 @@ def leadbridge_sync(app: Flask, conn_id: int, direction: str = "to_crm") -> subp
     exe = Path(sys.executable).with_name("leadbridge")
     return subprocess.Popen(
         [str(exe), "sync", str(conn_id), "--direction", direction, "--json"],
-        env=child_env(app), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=child_env(app),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 

@@ -45,7 +45,8 @@ PLAINTEXTS = (SECRET, WEBHOOK_SECRET, ACCESS_TOKEN, REFRESH_TOKEN)
 
 def _store_example_connection() -> Connection:
     conn = create_connection(
-        "example", "Example CRM",
+        "example",
+        "Example CRM",
         {"client_id": "visible-client-id", "client_secret": SECRET, "webhook_secret": WEBHOOK_SECRET},
         enabled=True,
     )
@@ -110,8 +111,16 @@ def test_reprs_never_show_secret_values(app_ctx: Flask) -> None:
     cv = view(conn)
     assert cv.secrets["client_secret"] == SECRET  # the hook does get the value...
     shown = [
-        repr(conn), str(conn), repr(cv), str(cv), f"{cv}", repr(cv.secrets), str(cv.secrets),
-        repr(cv.credentials), repr(get_vault()), repr(SecretMap({"api_key": SECRET})),
+        repr(conn),
+        str(conn),
+        repr(cv),
+        str(cv),
+        f"{cv}",
+        repr(cv.secrets),
+        str(cv.secrets),
+        repr(cv.credentials),
+        repr(get_vault()),
+        repr(SecretMap({"api_key": SECRET})),
     ]
     for text_ in shown:  # ...but nothing that prints it shows one
         for plaintext in PLAINTEXTS:
@@ -157,7 +166,10 @@ def test_secrets_never_appear_in_debug_logs(debug_log: io.StringIO, request: pyt
         client = client_for(conn)
         logging.getLogger("leadbridge.test").debug("view of the connection: %r / %s", view(conn), secrets)
         get_plugins(app).call(
-            view(conn), "upsert_contact", client=client, object_type="contact",
+            view(conn),
+            "upsert_contact",
+            client=client,
+            object_type="contact",
             contacts=[Contact(email="log@example.com", fields={"last_name": "Log"}, ref="1")],
         )
         db.session.expire_all()  # the grant was saved by the core in its own session
@@ -185,9 +197,7 @@ def test_key_file_is_created_owner_only(tmp_path: Path, monkeypatch: pytest.Monk
     assert load_keys(None, tmp_path / "instance") == keys  # created once, then reused
 
 
-def test_a_key_file_readable_by_others_is_reported(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_key_file_readable_by_others_is_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / KEY_FILE
     key = Fernet.generate_key()
     path.write_bytes(key + b"\n")
@@ -288,8 +298,11 @@ def test_cli_rotate_with_a_new_key_file_key(keyfile_app: Flask) -> None:
     # The old key can now go: a fresh app with the new key only still reads the secrets.
     key_file.write_bytes(keys[0] + b"\n")
     fresh = create_app(
-        {"TESTING": True, "INSTANCE_PATH": keyfile_app.instance_path,
-         "SQLALCHEMY_DATABASE_URI": keyfile_app.config["SQLALCHEMY_DATABASE_URI"]}
+        {
+            "TESTING": True,
+            "INSTANCE_PATH": keyfile_app.instance_path,
+            "SQLALCHEMY_DATABASE_URI": keyfile_app.config["SQLALCHEMY_DATABASE_URI"],
+        }
     )
     with fresh.app_context():
         conn = db.session.execute(select(Connection)).scalar_one()

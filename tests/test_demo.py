@@ -51,11 +51,13 @@ def test_demo_prints_the_admin_password_once_and_seeds_the_hub(tmp_path: Path) -
     assert PasswordHasher().verify(str(stored_hash), password)
     # Demo data, created once (the second run adds nothing).
     assert _query(instance, "SELECT count(*) FROM contact") == [(60,)]
-    lists = dict(_query(
-        instance,
-        "SELECT l.name, count(m.contact_id) FROM contact_list l "
-        "JOIN list_membership m ON m.list_id = l.id GROUP BY l.name",
-    ))
+    lists = dict(
+        _query(
+            instance,
+            "SELECT l.name, count(m.contact_id) FROM contact_list l "
+            "JOIN list_membership m ON m.list_id = l.id GROUP BY l.name",
+        )
+    )
     assert lists == {"Newsletter": 30, "Webinar 2026": 12}
     # Demo connections may point at loopback sandboxes: the operator config says so.
     assert "ALLOW_BASE_URL_OVERRIDE = True" in (instance / "leadbridge.cfg").read_text()

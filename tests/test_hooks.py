@@ -65,8 +65,9 @@ def test_hook_connector_info(app: Flask) -> None:
 
 def test_hook_connector_sandbox(app: Flask) -> None:
     plugins = get_plugins(app)
-    first, second = plugins.call_plugin("example", "connector_sandbox"), plugins.call_plugin(
-        "example", "connector_sandbox"
+    first, second = (
+        plugins.call_plugin("example", "connector_sandbox"),
+        plugins.call_plugin("example", "connector_sandbox"),
     )
     assert first is not second
     first.add_contacts(3)
@@ -119,9 +120,13 @@ def test_hook_read_rate_limits(app_ctx: Flask, connection: Connection) -> None:
     limited = ExampleSandbox(rate_limit=(5, 1.0))
     with SandboxServer(limited) as server:
         answer = requests.post(
-            f"{server.url}/oauth/token", timeout=10,
-            data={"grant_type": "client_credentials", "client_id": limited.client_id,
-                  "client_secret": limited.client_secret},
+            f"{server.url}/oauth/token",
+            timeout=10,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": limited.client_id,
+                "client_secret": limited.client_secret,
+            },
         )
     assert answer.status_code == 200
     usage = get_plugins().call(view(connection), "read_rate_limits", response=answer)
@@ -202,7 +207,8 @@ def test_hook_upsert_company(call: Call, sandbox: ExampleSandbox) -> None:
 
 def test_hook_upsert_contact(call: Call, sandbox: ExampleSandbox) -> None:
     results = call(
-        "upsert_contact", object_type="contact",
+        "upsert_contact",
+        object_type="contact",
         contacts=[_person("alice@x.example"), Contact(email="nolast@x.example", fields={"first_name": "No"})],
     )
     assert [r.outcome for r in results] == [Outcome.CREATED, Outcome.FAILED]
@@ -271,9 +277,7 @@ def test_hook_revoke_credentials(connection: Connection, sandbox: ExampleSandbox
     bare = VendorClient(get_plugins().call(view(connection), "api_base_url"))
     assert get_plugins().call(view(connection), "revoke_credentials", client=bare) is True
     assert creds.refresh_token not in sandbox.refresh_tokens  # ended at the vendor, not only here
-    assert requests.get(
-        f"{bare.base_url}api/fields", headers=creds.headers, timeout=10
-    ).status_code == 401
+    assert requests.get(f"{bare.base_url}api/fields", headers=creds.headers, timeout=10).status_code == 401
 
     # Through the core's "Revoke access": the local grant is forgotten too.
     revoke(connection)

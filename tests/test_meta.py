@@ -55,7 +55,8 @@ def test_hook_list_matches_the_contract_module() -> None:
     from leadbridge import hookspecs
 
     public = {
-        n for n, obj in vars(hookspecs).items()
+        n
+        for n, obj in vars(hookspecs).items()
         if callable(obj) and not n.startswith("_") and getattr(obj, "__module__", "") == hookspecs.__name__
     }
     assert public == set(hook_names())
@@ -70,8 +71,7 @@ _REPO_PATH = re.compile(r"`((?:core|tests|plugins|docs|bench)/[\w./-]+\.(?:py|md
 def test_doc_links_and_paths_exist(doc: Path) -> None:
     text = doc.read_text()
     missing = [
-        target for target in _LINK.findall(text)
-        if "://" not in target and not (doc.parent / target).exists()
+        target for target in _LINK.findall(text) if "://" not in target and not (doc.parent / target).exists()
     ]
     missing += [path for path in _REPO_PATH.findall(text) if not (ROOT / path).exists()]
     assert not missing, f"{doc.name} points at files that do not exist: {missing}"

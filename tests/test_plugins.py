@@ -50,8 +50,13 @@ CONTACT = ObjectSpec("contact", "Contacts", HubKind.CONTACT, frozenset({Directio
 def valid_info(**overrides: Any) -> ConnectorInfo:
     """Metadata that passes validation, unless ``overrides`` break it."""
     values: dict[str, Any] = {
-        "name": "valid", "display_name": "Valid", "description": "", "version": "1.0",
-        "auth_kind": AuthKind.NONE, "settings": (), "objects": (CONTACT,),
+        "name": "valid",
+        "display_name": "Valid",
+        "description": "",
+        "version": "1.0",
+        "auth_kind": AuthKind.NONE,
+        "settings": (),
+        "objects": (CONTACT,),
     }
     return ConnectorInfo(**{**values, **overrides})
 
@@ -295,7 +300,10 @@ def test_call_reaches_only_the_owning_plugin(app: Flask, recorder: list[Any]) ->
 
         # The recorder's connection: the example sandbox sees nothing.
         plugins.call(
-            view(mine), "upsert_contact", client=None, object_type="contact",
+            view(mine),
+            "upsert_contact",
+            client=None,
+            object_type="contact",
             contacts=[Contact(email="only-recorder@example.com", ref="1")],
         )
         assert recorder == [("upsert_contact", mine.id, ["only-recorder@example.com"])]
@@ -304,7 +312,10 @@ def test_call_reaches_only_the_owning_plugin(app: Flask, recorder: list[Any]) ->
         # The example's connection: the recorder sees nothing; the sandbox got the contact.
         client = client_for(example)
         results = plugins.call(
-            view(example), "upsert_contact", client=client, object_type="contact",
+            view(example),
+            "upsert_contact",
+            client=client,
+            object_type="contact",
             contacts=[
                 Contact(
                     email="only-example@example.com",
@@ -387,7 +398,10 @@ def test_broken_plugin_shows_as_broken_while_the_app_runs(
     port = _free_port()
     proc = subprocess.Popen(
         [_leadbridge(), "serve", "--no-scheduler", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         health = None

@@ -78,7 +78,9 @@ def test_jobs_follow_connection_schedules(app_ctx: Flask, conn: Connection) -> N
 def test_scheduled_job_runs_in_app_context_skips_paused(app: Flask, conn: Connection, sandbox: Any) -> None:
     add_contact("sched@example.org")
     sched = LeadbridgeScheduler(app)
-    run_id = sched.run_connection(conn.id)
+    run_id = sched.run_connection(conn.id)  # queued for the app's executor (threads here)
+    wait_for_runs(app, timeout=60)
+    db.session.rollback()
     run = db.session.get(SyncRun, run_id)
     assert run.trigger == "schedule" and run.status == "succeeded"
     assert sandbox.contact_count() == 1
@@ -107,9 +109,13 @@ def test_paused_connection_resumes_when_the_pause_ends(app: Flask, conn: Connect
 
 def _runs(conn_id: int) -> int:
     db.session.expire_all()
-    return len(db.session.execute(
-        select(SyncRun).where(SyncRun.connection_id == conn_id, SyncRun.status == "succeeded")
-    ).scalars().all())
+    return len(
+        db.session.execute(
+            select(SyncRun).where(SyncRun.connection_id == conn_id, SyncRun.status == "succeeded")
+        )
+        .scalars()
+        .all()
+    )
 
 
 def _wait_for(check: Any, timeout: float = 20.0) -> bool:

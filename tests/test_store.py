@@ -146,8 +146,13 @@ def test_links_are_unique_per_connection_object_and_remote_id(app_ctx: Flask) ->
     one, two = _connection("One"), _connection("Two")
 
     def link(conn: Connection, object_type: str, remote_id: str, hub_id: int = 1) -> Link:
-        return Link(connection_id=conn.id, object_type=object_type, hub_kind="contact", hub_id=hub_id,
-                    remote_id=remote_id)
+        return Link(
+            connection_id=conn.id,
+            object_type=object_type,
+            hub_kind="contact",
+            hub_id=hub_id,
+            remote_id=remote_id,
+        )
 
     # The same remote id is fine in another object type or another connection.
     db.session.add_all([link(one, "Lead", "00Q1"), link(one, "Contact", "00Q1"), link(two, "Lead", "00Q1")])

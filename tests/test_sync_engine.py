@@ -150,8 +150,17 @@ def test_partial_batch_failure_is_logged_per_record(conn: Connection, sandbox: A
     add_contact("good@example.org")
     stale = add_contact("stale@example.org")
     # linked to a CRM record that was removed without notice: the vendor refuses that one record
-    db.session.add(Link(connection_id=conn.id, object_type="contact", hub_kind="contact", hub_id=stale.id,
-                        remote_id="999999", last_values={}, synced_at=datetime(2020, 1, 1, tzinfo=UTC)))
+    db.session.add(
+        Link(
+            connection_id=conn.id,
+            object_type="contact",
+            hub_kind="contact",
+            hub_id=stale.id,
+            remote_id="999999",
+            last_values={},
+            synced_at=datetime(2020, 1, 1, tzinfo=UTC),
+        )
+    )
     db.session.commit()
     run = run_sync(conn.id, direction="to_crm")
     assert run.status == "partial"
@@ -169,8 +178,15 @@ def test_an_option_the_crm_lacks_is_refused_before_sending(conn: Connection, san
     contact = add_contact("option@example.org")
     contact = db.session.get(Contact, contact.id)
     contact.custom = {"industry": "aerospace"}
-    db.session.add(FieldMapping(connection_id=conn.id, object_type="contact", hub_field="custom.industry",
-                                remote_field="cf_industry", direction="to_crm"))
+    db.session.add(
+        FieldMapping(
+            connection_id=conn.id,
+            object_type="contact",
+            hub_field="custom.industry",
+            remote_field="cf_industry",
+            direction="to_crm",
+        )
+    )
     db.session.commit()
     run = run_sync(conn.id, direction="to_crm")
     [failed] = records(run, outcome="failed")

@@ -45,8 +45,9 @@ def _wait_line(stream: IO[str], needle: str, timeout: float = 60.0) -> str:
 
 def test_second_scheduler_process_refuses_until_the_first_dies(app: Flask, tmp_path: Path) -> None:
     env = _env(app, tmp_path / "instance")
-    first = subprocess.Popen([EXE, "scheduler"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True)
+    first = subprocess.Popen(
+        [EXE, "scheduler"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         _wait_line(first.stdout, "Scheduler running")  # type: ignore[arg-type]
         second = subprocess.run([EXE, "scheduler"], env=env, capture_output=True, text=True, timeout=60)
@@ -56,8 +57,9 @@ def test_second_scheduler_process_refuses_until_the_first_dies(app: Flask, tmp_p
         first.send_signal(signal.SIGKILL)
         first.communicate(timeout=30)
     # The holder died without releasing the lock: the next one takes over at once (dead pid).
-    third = subprocess.Popen([EXE, "scheduler"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True)
+    third = subprocess.Popen(
+        [EXE, "scheduler"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         _wait_line(third.stdout, "Scheduler running")  # type: ignore[arg-type]
     finally:
@@ -82,29 +84,54 @@ def test_sync_and_dry_run_against_the_demo(tmp_path: Path) -> None:
     env = _env(None, instance)
     env.pop("LEADBRIDGE_TEST_DATABASE_URL", None)
     port = _free_port()
-    demo = subprocess.Popen([EXE, "demo", "--port", str(port)], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    demo = subprocess.Popen(
+        [EXE, "demo", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         _wait_line(demo.stdout, "leadbridge is running", timeout=120)  # type: ignore[arg-type]
-        listed = subprocess.run([EXE, "connections", "--json"], env=env, cwd=tmp_path, capture_output=True,
-                                text=True, timeout=60)
+        listed = subprocess.run(
+            [EXE, "connections", "--json"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
         connections = json.loads(listed.stdout)
         assert connections, listed.stderr
         for conn in connections if DEMO_ALL else connections[:1]:
-            dry = subprocess.run([EXE, "sync", str(conn["id"]), "--dry-run", "--json"], env=env, cwd=tmp_path,
-                                 capture_output=True, text=True, timeout=300)
+            dry = subprocess.run(
+                [EXE, "sync", str(conn["id"]), "--dry-run", "--json"],
+                env=env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             assert dry.returncode == 0, dry.stderr[-2000:]
             planned = json.loads(dry.stdout)
             assert planned["dry_run"] and planned["status"] == "succeeded"
-            real = subprocess.run([EXE, "sync", str(conn["id"]), "--json"], env=env, cwd=tmp_path,
-                                  capture_output=True, text=True, timeout=300)
+            real = subprocess.run(
+                [EXE, "sync", str(conn["id"]), "--json"],
+                env=env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             assert real.returncode == 0, real.stderr[-2000:]
             done = json.loads(real.stdout)
             assert done["status"] == "succeeded", done
             # the dry run announced what the real run then did, on the CRM side
             assert done["counts"]["crm"]["created"] == planned["counts"]["crm"]["created"], conn["name"]
-            again = subprocess.run([EXE, "sync", str(conn["id"]), "--direction", "to_crm", "--json"], env=env,
-                                   cwd=tmp_path, capture_output=True, text=True, timeout=300)
+            again = subprocess.run(
+                [EXE, "sync", str(conn["id"]), "--direction", "to_crm", "--json"],
+                env=env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             counts = json.loads(again.stdout)["counts"]["crm"]
             assert counts["created"] == counts["updated"] == 0, (conn["name"], counts)
     finally:

@@ -43,9 +43,11 @@ def hub_edit(**values: Any) -> None:
 
 
 def conflicts(run: SyncRun) -> list[SyncRecord]:
-    return list(db.session.execute(
-        select(SyncRecord).where(SyncRecord.run_id == run.id, SyncRecord.outcome == "conflict")
-    ).scalars())
+    return list(
+        db.session.execute(
+            select(SyncRecord).where(SyncRecord.run_id == run.id, SyncRecord.outcome == "conflict")
+        ).scalars()
+    )
 
 
 def test_newest_change_wins_a_conflict_and_both_values_are_logged(conn: Connection, sandbox: Any) -> None:
@@ -171,8 +173,11 @@ def test_send_contacts_company_first_then_contact_then_action(conn: Connection, 
     assert sandbox.company_count() == 1
     assert run.counts["crm"]["created"] == 1 + 3 + 3  # company, contacts, actions
     assert run.counts["crm"]["skipped"] == 1  # missing last name; the others went on
-    titles = {a["title"] for a in sandbox.actions.values()} if isinstance(sandbox.actions, dict) else {
-        a["title"] for a in sandbox.actions}
+    titles = (
+        {a["title"] for a in sandbox.actions.values()}
+        if isinstance(sandbox.actions, dict)
+        else {a["title"] for a in sandbox.actions}
+    )
     assert titles == {"Web lead from leadbridge (Acme Oy)"}
     company_id = next(iter(sandbox.companies))
     assert sandbox.find_contact("send0@example.org")["company_id"] == str(company_id)
@@ -218,7 +223,7 @@ def test_import_campaign_into_a_list(conn: Connection, sandbox: Any) -> None:
 
 
 def test_csv_export_escapes_formulas(conn: Connection, sandbox: Any) -> None:
-    contact = Contact(first_name="=HYPERLINK(\"x\")", last_name="-2+3")
+    contact = Contact(first_name='=HYPERLINK("x")', last_name="-2+3")
     contact.set_email("@csv@example.org")
     db.session.add(contact)
     plain = Contact(first_name="Plain", last_name="Person")

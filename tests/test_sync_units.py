@@ -40,8 +40,13 @@ def test_convert(value: Any, source: F, target: F, expected: Any) -> None:
 
 @pytest.mark.parametrize(
     ("value", "source", "target"),
-    [("abc", F.TEXT, F.NUMBER), (["a", "b"], F.MULTISELECT, F.SELECT), ("maybe", F.TEXT, F.BOOLEAN),
-     ("not an email", F.TEXT, F.EMAIL), ("31.1.2026", F.TEXT, F.DATE)],
+    [
+        ("abc", F.TEXT, F.NUMBER),
+        (["a", "b"], F.MULTISELECT, F.SELECT),
+        ("maybe", F.TEXT, F.BOOLEAN),
+        ("not an email", F.TEXT, F.EMAIL),
+        ("31.1.2026", F.TEXT, F.DATE),
+    ],
 )
 def test_convert_refuses_values_that_do_not_qualify(value: Any, source: F, target: F) -> None:
     with pytest.raises(ConversionError):

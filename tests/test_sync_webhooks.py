@@ -64,8 +64,11 @@ def test_webhook_delete_follows_the_delete_policy(conn: Connection, sandbox: Any
     db.session.commit()
     [rid] = sandbox.add_contacts(1)
     run_sync(conn.id, direction="from_crm")
-    event = {"id": "del1", "type": "contact.deleted",
-             "data": {"id": rid, "updated_at": (clocks.utcnow() + timedelta(seconds=1)).isoformat()}}
+    event = {
+        "id": "del1",
+        "type": "contact.deleted",
+        "data": {"id": rid, "updated_at": (clocks.utcnow() + timedelta(seconds=1)).isoformat()},
+    }
     run = receive_webhook(conn.id, delivery(sandbox, [event]))
     assert run.status == "succeeded", run.error
     assert db.session.execute(select(Contact.unsubscribed)).scalar_one() is True

@@ -1,4 +1,8 @@
-"""The application factory (flaskr style): no work at import time, per-app state in ``app.extensions``."""
+"""The application factory (flaskr style): the only composition root, no work at import time.
+
+Per-app state lives in ``app.extensions`` behind the typed accessors of :mod:`leadbridge.state`
+(re-exported here for connectors written against ``leadbridge.app.get_plugins``).
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,14 @@ from typing import Any
 from flask import Flask
 from flask_migrate import Migrate
 
+from . import sync, web
 from .crypto import Vault, load_keys
 from .db import db
 from .http.redact import install_log_redaction
 from .plugins import Plugins
+from .state import PLUGINS_KEY, VAULT_KEY, get_plugins, get_vault
 
-PLUGINS_KEY = "leadbridge.plugins"
-VAULT_KEY = "leadbridge.vault"
+__all__ = ["create_app", "get_plugins", "get_vault"]
 
 migrate = Migrate()
 
@@ -82,10 +87,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     plugins.load_entry_points()
     app.extensions[PLUGINS_KEY] = plugins
 
-    # Importing the engine registers the per-field change stamps on hub records, so every write
-    # through this app (panel, API, forms, CLI) feeds newest-wins conflict resolution.
-    from . import sync, web  # noqa: F401
-
+    sync.init_app(app)
     web.init_app(app)
     return app
 
@@ -118,15 +120,3 @@ def _enabled_check(app: Flask) -> Any:
         return bool(enabled)
 
     return check
-
-
-def get_plugins(app: Flask | None = None) -> Plugins:
-    from flask import current_app
-
-    return (app or current_app).extensions[PLUGINS_KEY]  # type: ignore[no-any-return]
-
-
-def get_vault(app: Flask | None = None) -> Vault:
-    from flask import current_app
-
-    return (app or current_app).extensions[VAULT_KEY]  # type: ignore[no-any-return]

@@ -12,10 +12,11 @@ from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from .app import create_app, get_plugins
+from .app import create_app
 from .db import db
 from .errors import LeadbridgeError
 from .models import Connection
+from .state import get_plugins
 
 
 def _create_app() -> Flask:
@@ -167,8 +168,8 @@ def secrets_rotate(new_key: bool) -> None:
     Put a new key first in LEADBRIDGE_SECRET_KEYS (old keys after it) or pass --new-key when keys
     live in instance/secret.keys; run this; then the old keys can be removed.
     """
-    from .app import VAULT_KEY
     from .crypto import Vault, add_key_to_file, load_keys, rotate_stored_secrets
+    from .state import VAULT_KEY
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if new_key:

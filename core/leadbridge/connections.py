@@ -17,7 +17,6 @@ from flask import current_app
 from sqlalchemy import select, text
 
 from . import clock as clocks
-from .app import get_plugins, get_vault
 from .connection_view import ConnectionView, SecretMap
 from .db import db
 from .errors import ConfigError, LeadbridgeError, NeedsReconnect
@@ -25,6 +24,7 @@ from .http import AuthManager, CallStats, Exchange, Pacer, VendorClient
 from .http.redact import known_secrets
 from .metadata import AuthKind, ConnectorInfo, validate_settings
 from .models import Connection, DebugEntry
+from .state import get_plugins, get_vault
 from .types import Credentials, Direction, RateUsage
 
 if TYPE_CHECKING:
@@ -257,8 +257,12 @@ def client_for(
     pacer = pacer_for(conn, info)
     stats = stats or CallStats()
     bare = VendorClient(
-        base, pacer=pacer, classify_error=classify, read_rate_limits=read_limits,
-        on_exchange=on_exchange, stats=stats,
+        base,
+        pacer=pacer,
+        classify_error=classify,
+        read_rate_limits=read_limits,
+        on_exchange=on_exchange,
+        stats=stats,
     )
     auth = None
     if plugins.implements(conn.plugin, "authenticate"):
@@ -266,8 +270,14 @@ def client_for(
             authenticate, load=load, save=save, lock_key=(app.name, id(app), conn_id), renew_lock=renew_lock
         )
     client = VendorClient(
-        base, auth=auth, pacer=pacer, classify_error=classify, read_rate_limits=read_limits,
-        on_exchange=on_exchange, stats=stats, session=bare.session,
+        base,
+        auth=auth,
+        pacer=pacer,
+        classify_error=classify,
+        read_rate_limits=read_limits,
+        on_exchange=on_exchange,
+        stats=stats,
+        session=bare.session,
     )
     if auth is not None:
         # Some vendors name the API host in the token answer (Salesforce's instance_url): ask the
@@ -303,8 +313,15 @@ def _debug_writer(conn_id: int, run_id: int | None) -> Any:
         with app.app_context():
             db.session.add(
                 DebugEntry(
-                    connection_id=conn_id, run_id=run_id, at=clocks.utcnow(), method=ex.method, url=ex.url,
-                    status=ex.status, duration_ms=ex.duration_ms, request=ex.request, response=ex.response,
+                    connection_id=conn_id,
+                    run_id=run_id,
+                    at=clocks.utcnow(),
+                    method=ex.method,
+                    url=ex.url,
+                    status=ex.status,
+                    duration_ms=ex.duration_ms,
+                    request=ex.request,
+                    response=ex.response,
                 )
             )
             db.session.commit()
@@ -313,7 +330,7 @@ def _debug_writer(conn_id: int, run_id: int | None) -> Any:
 
 
 def test_connection(conn: Connection) -> tuple[bool, str]:
-    """"Test connection": authenticate and read the first object's fields; say what went wrong."""
+    """ "Test connection": authenticate and read the first object's fields; say what went wrong."""
     plugins = get_plugins()
     info = plugins.info(conn.plugin)
     try:

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from flask import Flask
 from sqlalchemy import func, select
 
-from .app import get_plugins
 from .connections import create_connection, test_connection, update_settings
 from .db import db
 from .metadata import TEST_ONLY, ConnectorInfo
 from .models import Company, Connection, Contact, ContactList, ListMembership
 from .sandbox import Sandbox, SandboxServer
+from .state import get_plugins
 from .users import create_user, generate_password, user_count
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,13 @@ log = logging.getLogger(__name__)
 FIRST = ["Aino", "Mikko", "Laura", "Jussi", "Emma", "Olli", "Sofia", "Ville", "Helmi", "Eero", "Noah", "Ada"]
 LAST = ["Virtanen", "Korhonen", "Nieminen", "Mäkinen", "Hämäläinen", "Laine", "Smith", "Dubois", "Rossi"]
 COMPANIES = [
-    "Acme Oy", "Northwind Ltd", "Globex SA", "Initech GmbH", "Umbrella AB", "Hooli Inc", "Vandelay Oy",
+    "Acme Oy",
+    "Northwind Ltd",
+    "Globex SA",
+    "Initech GmbH",
+    "Umbrella AB",
+    "Hooli Inc",
+    "Vandelay Oy",
 ]
 STATUSES = ["subscriber", "lead", "marketing_qualified", "sales_qualified", "customer"]
 

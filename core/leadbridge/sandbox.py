@@ -176,9 +176,7 @@ class Sandbox:
         """How many requests (of ``method``, on paths starting with ``prefix``) were answered."""
         with self.lock:
             return sum(
-                1
-                for c in self.calls
-                if (method is None or c.method == method) and c.path.startswith(prefix)
+                1 for c in self.calls if (method is None or c.method == method) and c.path.startswith(prefix)
             )
 
     def reset_calls(self) -> None:

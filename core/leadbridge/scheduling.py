@@ -138,9 +138,8 @@ class LeadbridgeScheduler:
             )
 
     def run_connection(self, conn_id: int) -> int | None:
-        """The scheduled job: run (or, in Celery mode, enqueue) one sync of ``conn_id``."""
-        from .sync import run_sync, start_run
-        from .sync.runner import celery_enabled
+        """The scheduled job: queue one sync of ``conn_id`` for the app's executor; the run id."""
+        from .sync import start_run
 
         with self.app.app_context():
             conn = db.session.get(Connection, conn_id)
@@ -149,9 +148,7 @@ class LeadbridgeScheduler:
             if conn.paused_until is not None and conn.paused_until > utcnow():
                 return None  # paused until the quota resets
             db.session.commit()
-            if celery_enabled(self.app):
-                return start_run(conn_id, trigger="schedule")
-            return run_sync(conn_id, trigger="schedule").id
+            return start_run(conn_id, trigger="schedule")
 
     def job_ids(self) -> list[str]:
         return sorted(job.id for job in self.scheduler.get_jobs())

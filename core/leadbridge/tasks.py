@@ -38,7 +38,7 @@ def make_celery(app: Flask) -> Any:
     def execute_run(run_id: int) -> str:
         from .db import db
         from .models import SyncRun
-        from .sync import execute
+        from .sync.runner import execute
 
         with app.app_context():
             run = db.session.get(SyncRun, run_id)

@@ -71,9 +71,10 @@ def test_a_send_and_a_sync_started_together_create_each_record_once(
             thread.join(120)
         assert len(runs) == 2
         db.session.expire_all()
-        statuses = {r.details.get("mode", "sync"): r.status for r in db.session.scalars(
-            select(SyncRun).where(SyncRun.id.in_(runs))
-        )}
+        statuses = {
+            r.details.get("mode", "sync"): r.status
+            for r in db.session.scalars(select(SyncRun).where(SyncRun.id.in_(runs)))
+        }
         # The send always lands (it waits for a sync holding the lock); a sync finding the send
         # running is cancelled, and says so, instead of racing it.
         assert statuses["send"] == "succeeded", statuses

@@ -59,10 +59,8 @@ def _settle_background_work(app: Flask) -> Any:
     yield
     from leadbridge.sync import wait_for_runs
     from leadbridge.sync.notify import DEBOUNCER_KEY
-    from leadbridge.web.jobs import JOBS_KEY
 
-    for job in list(app.extensions.get(JOBS_KEY, {}).values()):
-        job.wait(60)
+    wait_for_runs(app, timeout=60)
     pending = app.extensions.get(DEBOUNCER_KEY)
     if pending is not None:
         pending.flush()

@@ -4,13 +4,14 @@ checkbox selection, and "Import from <connector>" into a list."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from leadbridge.db import db
 from leadbridge.models import Company, Connection, Contact, ContactList, Link, ListMembership, SyncRun
-from leadbridge.web import jobs
+from leadbridge.sync import start_send, wait_for_runs
 
 
 @pytest.fixture
@@ -128,24 +129,19 @@ def test_contact_page_shows_links_history_and_send_buttons(
         },
     )
     assert response.status_code == 302
-    job_id = response.headers["Location"].rsplit("/", 1)[1]
-    job = jobs.get_for(app, job_id)
-    assert job is not None
-    job.wait(60)
-    assert job.finished and job.error is None and job.run_id
-    page = logged_in.get(url("contacts.job", job_id=job_id)).get_data(as_text=True)
-    assert (
-        "Done." in page and "CRM: 3 created" in page
-    )  # company, contact, action and f'href="/runs/{job.run_id}"' in page
-    fragment = logged_in.get(url("contacts.job", job_id=job_id), headers={"HX-Request": "true"}).get_data(
-        as_text=True
-    )
+    run = _finished_job(app, response)
+    assert run.status == "succeeded"
+    page = logged_in.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Done." in page and "CRM: 3 created" in page  # company, contact, action
+    assert f'href="/runs/{run.id}"' in page and f'href="/contacts/{contact_id}"' in page  # the way back
+    fragment = logged_in.get(response.headers["Location"], headers={"HX-Request": "true"})
+    fragment = fragment.get_data(as_text=True)
     assert fragment.startswith('<div id="job"') and "hx-get" not in fragment
     db.session.rollback()  # end the read snapshot: see what the request committed
     link = db.session.query(Link).filter_by(hub_id=contact_id, hub_kind="contact").one()
     html = logged_in.get(url("contacts.show", contact_id=contact_id)).get_data(as_text=True)
     assert link.remote_id in html and connection.name in html
-    assert f'href="/runs/{job.run_id}"' in html and "badge-created" in html
+    assert f'href="/runs/{run.id}"' in html and "badge-created" in html
 
 
 def test_send_selected_contacts_from_the_list(
@@ -158,9 +154,7 @@ def test_send_selected_contacts_from_the_list(
     response = logged_in.post(
         url("contacts.send"), data={"csrf_token": csrf, "connection_id": connection.id, "contact_ids": chosen}
     )
-    job = jobs.get_for(app, response.headers["Location"].rsplit("/", 1)[1])
-    job.wait(60)
-    run = db.session.get(SyncRun, job.run_id)
+    run = _finished_job(app, response)
     assert run.trigger == "send" and run.counts["crm"]["created"] == 6  # 3 contacts + 3 actions
     assert len(sandbox.contacts) == 3
 
@@ -176,7 +170,27 @@ def test_send_refuses_empty_selection_and_disabled_connection(
     )
     assert "is disabled" in logged_in.get(disabled.headers["Location"]).get_data(as_text=True)
     assert db.session.query(SyncRun).count() == 0
-    assert logged_in.get(url("contacts.job", job_id="unknown")).status_code == 404
+    assert logged_in.get("/jobs/unknown").status_code == 404
+    assert logged_in.get(url("contacts.job", job_id=999999)).status_code == 404
+
+
+def test_a_failed_send_looks_failed(
+    app: Flask, logged_in: FlaskClient, csrf: str, connection: Connection, people: list[int], url
+) -> None:
+    """The connection is disabled after the send was queued: the run fails, and the page says so."""
+    logged_in.post(url("mapping.defaults", conn_id=connection.id), data={"csrf_token": csrf})
+    run_id = start_send(connection.id, people[:2])
+    wait_for_runs(app, timeout=60)  # the thread executor ran it; now make a second one fail
+    connection = db.session.get(Connection, connection.id)
+    connection.enabled = False
+    db.session.commit()
+    failed_id = start_send(connection.id, people[:2])
+    wait_for_runs(app, timeout=60)
+    ok = logged_in.get(url("contacts.job", job_id=run_id)).get_data(as_text=True)
+    bad = logged_in.get(url("contacts.job", job_id=failed_id)).get_data(as_text=True)
+    assert "Done." in ok and "failed" not in ok
+    assert "Sending 2 contacts to" in bad and "failed: connection" in bad and "is disabled" in bad
+    assert "Done." not in bad and 'data-status="failed"' in bad
 
 
 def test_lists_create_and_show_members(logged_in: FlaskClient, csrf: str, people: list[int], url) -> None:
@@ -212,12 +226,14 @@ def test_import_a_campaign_into_a_list(
     response = logged_in.post(
         form_url, data={"csrf_token": csrf, "campaign_id": campaign.group(1), "status": "registered"}
     )
-    job = jobs.get_for(app, response.headers["Location"].rsplit("/", 1)[1])
-    job.wait(60)
-    assert job.error is None and job.done_url == url("contacts.list_show", list_id=lst.id)
+    run = _finished_job(app, response)
+    assert run.status == "succeeded"
+    page = logged_in.get(response.headers["Location"]).get_data(as_text=True)
+    back = url("contacts.list_show", list_id=lst.id)
+    assert "Importing into Webinar from" in page and f'href="{back}"' in page
     members = db.session.query(ListMembership).filter_by(list_id=lst.id).all()
     assert len(members) == int(campaign.group(2)) and {m.status for m in members} == {"registered"}
-    assert db.session.get(SyncRun, job.run_id).trigger == "import"
+    assert run.trigger == "import"
 
 
 def test_import_is_only_offered_for_connectors_with_campaigns(
@@ -227,3 +243,15 @@ def test_import_is_only_offered_for_connectors_with_campaigns(
     db.session.add(lst)
     db.session.commit()
     assert logged_in.get(url("contacts.import_list", list_id=lst.id, conn_id=999)).status_code == 404
+
+
+def _finished_job(app: Flask, response: Any) -> SyncRun:
+    """The run behind a job page redirect, once the executor has finished it."""
+    location = response.headers["Location"]
+    match = re.search(r"/jobs/(\d+)", location)
+    assert match, location
+    wait_for_runs(app, timeout=60)
+    db.session.rollback()  # a fresh snapshot: the run was written by another session
+    run = db.session.get(SyncRun, int(match.group(1)))
+    assert run is not None and run.status not in ("queued", "running")
+    return run

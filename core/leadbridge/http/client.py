@@ -240,11 +240,7 @@ class VendorClient:
                 self.stats.rate_limited += 1
                 self._backoff(attempt, error.retry_after, hold=True, at_least_half=True)
                 continue
-            if (
-                type(error) is TransientError
-                and retry_transient
-                and attempt < self.max_attempts
-            ):
+            if type(error) is TransientError and retry_transient and attempt < self.max_attempts:
                 self._backoff(attempt, _retry_after(response))
                 continue
             if isinstance(error, TokenExpired):

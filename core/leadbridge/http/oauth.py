@@ -94,7 +94,12 @@ def token_request(
 
 
 def client_credentials(
-    client: VendorClient, token_url: str, client_id: str, client_secret: str, *, scope: str | None = None,
+    client: VendorClient,
+    token_url: str,
+    client_id: str,
+    client_secret: str,
+    *,
+    scope: str | None = None,
     in_body: bool = False,
 ) -> Credentials:
     """The client-credentials grant (secret sent as HTTP Basic, or in the form body when ``in_body``)."""
@@ -108,8 +113,13 @@ def client_credentials(
 
 
 def refresh(
-    client: VendorClient, token_url: str, previous: Credentials, client_id: str, client_secret: str | None,
-    *, in_body: bool = True,
+    client: VendorClient,
+    token_url: str,
+    previous: Credentials,
+    client_id: str,
+    client_secret: str | None,
+    *,
+    in_body: bool = True,
 ) -> Credentials:
     """The refresh-token grant; the answer's new refresh token (rotation) replaces the old one."""
     if not previous.refresh_token:

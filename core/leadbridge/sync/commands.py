@@ -135,10 +135,10 @@ def scheduler_command() -> None:
 def worker_command(concurrency: int) -> None:
     """Run a Celery worker (needs REDIS_URL and a PostgreSQL database)."""
     from ..tasks import run_worker
-    from .runner import celery_enabled
+    from .executors import celery_configured
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    if not celery_enabled(app):
+    if not celery_configured(app):
         click.echo("Error: Celery mode needs LEADBRIDGE_REDIS_URL and a PostgreSQL database.", err=True)
         sys.exit(2)
     run_worker(app, concurrency=concurrency)

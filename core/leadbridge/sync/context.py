@@ -9,7 +9,6 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import select
 
-from ..app import get_plugins
 from ..connection_view import ConnectionView
 from ..connections import client_for, rebase, view
 from ..db import db
@@ -18,6 +17,7 @@ from ..http import CallStats, VendorClient
 from ..metadata import ConnectorInfo, ObjectSpec
 from ..models import Connection, FieldMapping
 from ..plugins import Plugins
+from ..state import get_plugins
 from ..types import Direction, HubKind
 from .mappings import ObjectMappings, fetch_remote_fields, missing_remote_fields, preset_rows, resolve
 from .runlog import RunLog

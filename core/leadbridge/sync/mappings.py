@@ -11,13 +11,13 @@ from typing import Any
 from sqlalchemy import select
 
 from .. import fieldtypes
-from ..app import get_plugins
 from ..connections import client_for, view
 from ..db import db
 from ..errors import ConfigError
 from ..http import VendorClient
 from ..metadata import ObjectSpec
 from ..models import Connection, FieldMapping
+from ..state import get_plugins
 from ..types import Direction, FieldType, HubKind, RemoteField
 from .hubfields import HUB_CHOICES, hub_field_type
 

@@ -2,7 +2,7 @@
 
 Changes arriving within :data:`DEBOUNCE_SECONDS` are collected and pushed together, one "send"
 run per enabled connection that pushes (no action is created: only the explicit "Send to" does).
-In Celery mode the runs go to the workers.
+The runs go to the app's executor (threads, or the Celery workers).
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from collections.abc import Iterable
 from flask import Flask, current_app
 from sqlalchemy import select
 
-from ..app import get_plugins
 from ..db import db
 from ..errors import LeadbridgeError
 from ..models import Connection
+from ..state import get_executor, get_plugins
 from ..types import Direction, HubKind
-from .runner import celery_enabled, create_run, dispatch, execute
+from .runner import create_run
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +69,7 @@ class Debouncer:
                         )
                         db.session.commit()
                         started.append(run.id)
-                        if celery_enabled(self.app):
-                            dispatch(run.id)
-                        else:
-                            execute(run.id)
+                        get_executor(self.app).submit(run.id)
                     except Exception:
                         db.session.rollback()
                         log.exception("push of changed contacts to connection %s failed", conn_id)

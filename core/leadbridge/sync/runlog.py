@@ -114,9 +114,19 @@ class RunLog:
             db.session.execute(
                 insert(SyncRecord),
                 [
-                    {"run_id": self.run_id, "side": p.side, "object_type": p.object_type,
-                     "outcome": p.outcome, "hub_id": p.hub_id, "remote_id": p.remote_id, "label": p.label,
-                     "reason": p.reason, "code": p.code, "diff": p.diff, "at": now}
+                    {
+                        "run_id": self.run_id,
+                        "side": p.side,
+                        "object_type": p.object_type,
+                        "outcome": p.outcome,
+                        "hub_id": p.hub_id,
+                        "remote_id": p.remote_id,
+                        "label": p.label,
+                        "reason": p.reason,
+                        "code": p.code,
+                        "diff": p.diff,
+                        "at": now,
+                    }
                     for p in self._pending
                 ],
             )

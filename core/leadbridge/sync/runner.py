@@ -11,7 +11,6 @@ next run of its connection, which resumes from the last committed checkpoint.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from datetime import timedelta
 from enum import Enum
@@ -30,6 +29,7 @@ from ..errors import (
     RateLimited,
 )
 from ..models import Connection, SyncRun
+from ..state import get_executor
 from ..types import Direction, HubKind
 from . import locks
 from .context import RunContext
@@ -39,7 +39,6 @@ from .runlog import Progress, RunLog, empty_counts
 
 log = logging.getLogger(__name__)
 
-THREADS_KEY = "leadbridge.run_threads"
 Body = Callable[[RunContext, dict[str, Any]], None]
 
 
@@ -342,14 +341,6 @@ BODIES: dict[str, Callable[[RunContext, dict[str, Any]], None]] = {
 # -- background runs -----------------------------------------------------------------------------
 
 
-def celery_enabled(app: Flask | None = None) -> bool:
-    """Celery mode: a Redis URL is configured and the database is PostgreSQL (shared by the workers)."""
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    if not app.config.get("REDIS_URL"):
-        return False
-    return str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith("postgresql")
-
-
 def start_run(
     connection_id: int,
     *,
@@ -358,7 +349,7 @@ def start_run(
     dry_run: bool = False,
     full: bool = False,
 ) -> int:
-    """Queue a run and start it in the background (a thread, or a Celery worker in Celery mode)."""
+    """Queue a sync and hand it to the app's executor (thread, Celery worker or inline); its id."""
     run = create_run(
         connection_id,
         trigger=trigger,
@@ -367,42 +358,10 @@ def start_run(
         details={"full": full, "trigger": trigger},
     )
     db.session.commit()
-    dispatch(run.id)
+    get_executor().submit(run.id)
     return run.id
 
 
-def dispatch(run_id: int) -> None:
-    """Hand a queued run to a worker: Celery when enabled, else a thread of this process."""
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    if celery_enabled(app):
-        from ..tasks import enqueue_run
-
-        enqueue_run(app, run_id)
-        return
-    thread = threading.Thread(
-        target=_thread_main, args=(app, run_id), name=f"leadbridge-run-{run_id}", daemon=True
-    )
-    with _threads_lock:
-        threads: dict[int, threading.Thread] = app.extensions.setdefault(THREADS_KEY, {})
-        threads[run_id] = thread
-    thread.start()
-
-
-_threads_lock = threading.Lock()
-
-
-def _thread_main(app: Flask, run_id: int) -> None:
-    with app.app_context():
-        try:
-            execute(run_id)
-        except Exception:
-            log.exception("background run #%s crashed", run_id)
-
-
 def wait_for_runs(app: Flask | None = None, timeout: float | None = None) -> None:
-    """Join this process's background run threads (tests, shutdown)."""
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    with _threads_lock:
-        threads = list(app.extensions.get(THREADS_KEY, {}).values())
-    for thread in threads:
-        thread.join(timeout)
+    """Wait for the runs this process's executor started (tests, shutdown)."""
+    get_executor(app).wait(timeout)

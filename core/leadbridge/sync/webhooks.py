@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..app import get_plugins
 from ..connections import client_for, view
 from ..db import db
 from ..errors import ConfigError, TransientError
 from ..models import SyncRun, WebhookDelivery
+from ..state import get_plugins
 from ..types import HubKind, Outcome, WebhookEvent, WebhookRequest
 from .context import RunContext
 from .pull import store_company, store_contact

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pytest
 from flask import Flask
 
-from ..app import get_plugins
 from ..connection_view import ConnectionView
 from ..connections import client_for, view
 from ..errors import AuthError
@@ -34,6 +33,7 @@ from ..http import CallStats, VendorClient
 from ..metadata import AuthKind, ConnectorInfo, ObjectSpec, SettingType, validate_info, validate_settings
 from ..plugins import Plugins, PluginState
 from ..sandbox import Sandbox
+from ..state import get_plugins
 from ..types import (
     Campaign,
     Company,

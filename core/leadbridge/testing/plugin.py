@@ -85,7 +85,19 @@ def leadbridge_database_url(tmp_path: Path, leadbridge_database_template: str | 
 
 
 @pytest.fixture
-def app(tmp_path: Path, leadbridge_database_url: str, leadbridge_connector: str | None) -> Iterator[Flask]:
+def leadbridge_app_config() -> dict[str, Any]:
+    """Extra config for the ``app`` fixture (applied last). Override it to build the app otherwise,
+    e.g. ``{"EXECUTOR": "inline"}`` or a Celery broker: what ``create_app`` composes is fixed then."""
+    return {}
+
+
+@pytest.fixture
+def app(
+    tmp_path: Path,
+    leadbridge_database_url: str,
+    leadbridge_connector: str | None,
+    leadbridge_app_config: dict[str, Any],
+) -> Iterator[Flask]:
     """A fresh leadbridge app: its own instance folder, database (migrated), keys and plugin set."""
     from flask_migrate import upgrade
 
@@ -102,6 +114,7 @@ def app(tmp_path: Path, leadbridge_database_url: str, leadbridge_connector: str 
             "ALLOW_BASE_URL_OVERRIDE": True,
             "PLUGINS_ALLOW": [leadbridge_connector] if leadbridge_connector else None,
             "WTF_CSRF_ENABLED": True,
+            **leadbridge_app_config,
         }
     )
     with flask_app.app_context():
@@ -150,7 +163,7 @@ def _connector_name(connection_plugin: str | None) -> str:
 @pytest.fixture
 def sandbox(app: Flask, connection_plugin: str | None) -> Sandbox:
     """A new sandbox of the connector under test (its ``connector_sandbox`` hook), not yet served."""
-    from ..app import get_plugins
+    from ..state import get_plugins
 
     name = _connector_name(connection_plugin)
     result: Sandbox | None = get_plugins(app).call_plugin(name, "connector_sandbox")
@@ -178,9 +191,9 @@ def make_connection(
     ``make_connection(values=None, *, name=None, enabled=True, options=None, bad=False)``:
     ``values`` default to the sandbox's working settings (``bad=True``: its refused ones).
     """
-    from ..app import get_plugins
     from ..connections import create_connection, store_credentials
     from ..db import db
+    from ..state import get_plugins
 
     connector = _connector_name(connection_plugin)
     info = get_plugins().info(connector)

@@ -10,7 +10,7 @@ health = Blueprint("health", __name__)
 
 @health.get("/health")
 def health_check() -> ResponseReturnValue:
-    from ..app import get_plugins
+    from ..state import get_plugins
 
     plugins = get_plugins()
     return jsonify(status="ok", plugins={n: r.state.value for n, r in plugins.records.items()})

@@ -13,7 +13,6 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, exists, func, select
 from werkzeug.exceptions import HTTPException
 
-from ..app import get_plugins
 from ..db import db, utcnow
 from ..errors import LeadbridgeError
 from ..models import (
@@ -27,7 +26,8 @@ from ..models import (
     SyncRun,
     normalize_email,
 )
-from . import engine
+from ..state import get_plugins
+from ..sync import notify_contacts_changed, start_run
 from .contacts import contact_search, prefix_range
 from .openapi import SCHEMAS, document
 from .tokens import hash_token
@@ -236,9 +236,9 @@ def _get(model: type[Any], ident: int) -> Any:
 
 
 def _notify(contact_ids: list[int]) -> None:
-    if contact_ids and engine.available("notify_contacts_changed"):
+    if contact_ids:
         try:
-            engine.require("notify_contacts_changed")(contact_ids, trigger="api")
+            notify_contacts_changed(contact_ids, trigger="api")
         except Exception:  # stored already; the scheduled sync pushes it anyway
             log.exception("could not trigger the push for API changes")
 
@@ -490,10 +490,6 @@ def runs_start(connection_id: int) -> ResponseReturnValue:
     data = _body("RunInput")
     if not conn.enabled:
         raise ApiError(409, f"connection {conn.name} is disabled")
-    try:
-        start_run = engine.require("start_run")
-    except engine.EngineUnavailable as exc:
-        raise ApiError(503, str(exc)) from None
     db.session.commit()
     try:
         run_id = start_run(

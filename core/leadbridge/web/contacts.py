@@ -9,13 +9,14 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, and_, exists, func, or_, select
 
-from ..app import get_plugins
 from ..connections import client_for, view
 from ..db import db
 from ..errors import LeadbridgeError
 from ..models import Company, Connection, Contact, ContactList, Link, ListMembership, SyncRecord, SyncRun
+from ..state import get_plugins
+from ..sync import start_import, start_send
 from ..types import HubKind
-from . import engine, jobs
+from . import jobs
 from .util import connection_info, get_or_404, int_arg
 
 bp = Blueprint("contacts", __name__)
@@ -216,41 +217,31 @@ def send() -> ResponseReturnValue:
     if not conn.enabled:
         flash(f"{conn.name} is disabled.", "error")
         return redirect(back)
+    db.session.commit()
     try:
-        send_contacts = engine.require("send_contacts")
-    except engine.EngineUnavailable as exc:
+        run_id = start_send(conn.id, ids, trigger="send", with_action=True)
+    except LeadbridgeError as exc:
+        db.session.rollback()
         flash(str(exc), "error")
         return redirect(back)
-    db.session.commit()
-    conn_id = conn.id
-    job = jobs.start(
-        conn_id,
-        f"Sending {len(ids)} contact{'s' if len(ids) != 1 else ''} to {conn.name}",
-        back,
-        lambda: send_contacts(conn_id, ids, trigger="send", with_action=True),
-    )
-    return redirect(url_for("contacts.job", job_id=job.id))
+    return redirect(url_for("contacts.job", job_id=run_id, back=back))
 
 
-@bp.get("/jobs/<job_id>")
-def job(job_id: str) -> ResponseReturnValue:
-    found = jobs.get(job_id)
-    if found is None:
+@bp.get("/jobs/<int:job_id>")
+def job(job_id: int) -> ResponseReturnValue:
+    """A "Send to"/"Import from" run's progress and outcome, read from its row (polled by htmx)."""
+    run = get_or_404(SyncRun, job_id)
+    if (run.details or {}).get("mode") not in ("send", "import"):
         abort(404)
-    run = _job_run(found)
+    back = request.args.get("back", "")
+    back = back if back.startswith("/") and not back.startswith("//") else url_for("contacts.index")
+    list_id = (run.details or {}).get("list_id")
+    lst = db.session.get(ContactList, int(list_id)) if list_id else None
+    found = jobs.Job(
+        run, jobs.label_for(run, db.session.get(Connection, run.connection_id), lst and lst.name), back
+    )
     template = "contacts/_job.html" if request.headers.get("HX-Request") else "contacts/job.html"
     return render_template(template, job=found, run=run)
-
-
-def _job_run(job: jobs.Job) -> SyncRun | None:
-    if job.run_id:
-        return db.session.get(SyncRun, job.run_id)
-    return db.session.execute(
-        select(SyncRun)
-        .where(SyncRun.connection_id == job.connection_id, SyncRun.started_at >= job.started_at)
-        .order_by(SyncRun.id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
 
 
 # -- companies -------------------------------------------------------------------------------
@@ -377,22 +368,17 @@ def import_list(list_id: int, conn_id: int) -> ResponseReturnValue:
         if not campaign_id:
             flash("Choose a campaign.", "error")
             return redirect(url_for("contacts.import_list", list_id=lst.id, conn_id=conn.id))
-        try:
-            run_import = engine.require("import_campaign")
-        except engine.EngineUnavailable as exc:
-            flash(str(exc), "error")
-            return redirect(url_for("contacts.list_show", list_id=lst.id))
         db.session.commit()
-        lst_id = lst.id
-        job = jobs.start(
-            conn.id,
-            f"Importing into {lst.name} from {conn.name}",
-            url_for("contacts.list_show", list_id=lst_id),
-            lambda: run_import(
-                conn_id, list_id=lst_id, campaign_id=campaign_id, status=status, object_type=object_type
-            ),
-        )
-        return redirect(url_for("contacts.job", job_id=job.id))
+        back = url_for("contacts.list_show", list_id=lst.id)
+        try:
+            run_id = start_import(
+                conn.id, list_id=lst.id, campaign_id=campaign_id, status=status, object_type=object_type
+            )
+        except LeadbridgeError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+            return redirect(back)
+        return redirect(url_for("contacts.job", job_id=run_id, back=back))
     campaigns: list[Any] = []
     problem = None
     if not conn.enabled:

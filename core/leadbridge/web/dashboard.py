@@ -10,9 +10,9 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 
 from .. import clock as clocks
-from ..app import get_plugins
 from ..db import db
 from ..models import Company, Connection, Contact, ContactList, SyncRun
+from ..state import get_plugins
 from .runs import SIDES, chart_data
 
 bp = Blueprint("dashboard", __name__)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from ..db import db, utcnow
 from ..models import Contact, ContactList, Form, ListMembership, normalize_email
-from . import engine
+from ..sync import notify_contacts_changed
 from .tokens import hash_token, new_token
 from .util import get_or_404
 
@@ -96,9 +96,8 @@ def submit(form_id: int) -> ResponseReturnValue:
             )
         )
     db.session.commit()
-    if engine.available("notify_contacts_changed"):
-        try:
-            engine.require("notify_contacts_changed")([contact.id], trigger="form")
-        except Exception:  # the contact is stored; the scheduled sync will push it anyway
-            log.exception("could not trigger the push for form %s", form.id)
+    try:
+        notify_contacts_changed([contact.id], trigger="form")
+    except Exception:  # the contact is stored; the scheduled sync will push it anyway
+        log.exception("could not trigger the push for form %s", form.id)
     return jsonify(ok=True, contact_id=contact.id, created=created), 201 if created else 200

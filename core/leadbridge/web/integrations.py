@@ -9,7 +9,6 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
-from ..app import get_plugins
 from ..connections import (
     client_for,
     create_connection,
@@ -26,6 +25,7 @@ from ..http import oauth
 from ..metadata import AuthKind, ConnectorInfo, Setting, SettingType
 from ..models import Connection
 from ..plugins import PluginState
+from ..state import get_plugins
 from .util import connection_info, get_or_404
 
 bp = Blueprint("integrations", __name__)

@@ -1,84 +1,65 @@
-"""Background jobs for panel actions whose engine call is synchronous ("Send to", "Import from").
+"""Panel jobs ("Send to", "Import from"): a queued run handed to the app's executor, shown from its row.
 
-A job runs the call in a thread with its own app context; the page polls :func:`status` and finds the
-run's live progress through the newest :class:`~leadbridge.models.SyncRun` of the connection started
-after the job. Jobs live in memory: one web process, as ``leadbridge serve`` runs.
+A job is nothing but its :class:`~leadbridge.models.SyncRun`: the page polls the row, so any web
+process shows the progress, and the work runs wherever the executor runs it (a thread of this
+process, or a Celery worker). A run that failed, was cancelled or partly failed looks so.
 """
 
 from __future__ import annotations
 
-import threading
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass
 
-from flask import Flask, current_app
+from ..models import Connection, SyncRun
 
-from .. import clock as clocks
-from ..db import db
-
-JOBS_KEY = "leadbridge.web_jobs"
+ACTIVE = frozenset({"queued", "running"})
 
 
-@dataclass
+@dataclass(frozen=True)
 class Job:
-    id: str
-    connection_id: int
+    run: SyncRun
     label: str
     done_url: str
-    started_at: datetime = field(default_factory=clocks.utcnow)
-    finished: bool = False
-    run_id: int | None = None
-    error: str | None = None
-    summary: str | None = None
-    thread: threading.Thread | None = field(default=None, repr=False)
 
-    def wait(self, timeout: float | None = None) -> None:
-        """Join the job's thread (tests, shutdown)."""
-        if self.thread is not None:
-            self.thread.join(timeout)
+    @property
+    def id(self) -> int:
+        return self.run.id
 
+    @property
+    def finished(self) -> bool:
+        return self.run.status not in ACTIVE
 
-def _jobs(app: Flask) -> dict[str, Job]:
-    return app.extensions.setdefault(JOBS_KEY, {})  # type: ignore[no-any-return]
+    @property
+    def failed(self) -> bool:
+        return self.run.status in ("failed", "cancelled", "paused")
 
+    @property
+    def partial(self) -> bool:
+        return self.run.status == "partial"
 
-def start(connection_id: int, label: str, done_url: str, work: Callable[[], Any]) -> Job:
-    """Run ``work`` (which returns a SyncRun) in a thread; returns the job to poll."""
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    job = Job(id=uuid.uuid4().hex, connection_id=connection_id, label=label, done_url=done_url)
-    _jobs(app)[job.id] = job
+    @property
+    def error(self) -> str | None:
+        if self.failed:
+            return self.run.error or self.run.status
+        return None
 
-    def runner() -> None:
-        with app.app_context():
-            try:
-                run = work()
-                job.run_id = getattr(run, "id", None)
-                counts = getattr(run, "counts", None) or {}
-                job.summary = _summary(counts)
-            except Exception as exc:  # shown to the user on the job page; the engine logs details
-                db.session.rollback()
-                job.error = str(exc) or type(exc).__name__
-            finally:
-                job.finished = True
-                db.session.remove()
-
-    job.thread = threading.Thread(target=runner, name=f"panel-job-{job.id[:8]}", daemon=True)
-    job.thread.start()
-    return job
+    @property
+    def summary(self) -> str:
+        return summarize(self.run.counts or {})
 
 
-def get(job_id: str) -> Job | None:
-    return get_for(current_app._get_current_object(), job_id)  # type: ignore[attr-defined]
+def label_for(run: SyncRun, conn: Connection | None, list_name: str | None = None) -> str:
+    """What the job page calls the run: "Sending 3 contacts to X", "Importing into L from X"."""
+    details = run.details or {}
+    target = conn.name if conn is not None else f"connection #{run.connection_id}"
+    if details.get("mode") == "import":
+        return f"Importing into {list_name or 'a list'} from {target}"
+    if details.get("mode") == "send":
+        n = len(details.get("contact_ids") or [])
+        return f"Sending {n} contact{'s' if n != 1 else ''} to {target}"
+    return f"Syncing {target}"
 
 
-def get_for(app: Flask, job_id: str) -> Job | None:
-    return _jobs(app).get(job_id)
-
-
-def _summary(counts: dict[str, dict[str, int]]) -> str:
+def summarize(counts: dict[str, dict[str, int]]) -> str:
     parts = []
     for side, label in (("crm", "CRM"), ("hub", "leadbridge")):
         c = counts.get(side) or {}

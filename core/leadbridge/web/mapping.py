@@ -13,14 +13,14 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from .. import clock as clocks
-from ..app import get_plugins
 from ..connections import client_for, view
 from ..db import db
 from ..errors import ConfigError, LeadbridgeError
 from ..metadata import ConnectorInfo, ObjectSpec
 from ..models import Connection, Contact, FieldMapping
+from ..state import get_plugins
+from ..sync import default_mappings, hubfields, validate_mapping
 from ..types import Direction, FieldType, HubKind, RemoteField
-from . import engine
 from .util import connection_info, get_or_404
 
 bp = Blueprint("mapping", __name__)
@@ -28,20 +28,6 @@ bp = Blueprint("mapping", __name__)
 CACHE_KEY = "leadbridge.remote_fields"
 _cache_lock = threading.Lock()
 
-CONTACT_HUB_FIELDS = (
-    "email",
-    "first_name",
-    "last_name",
-    "phone",
-    "title",
-    "company_name",
-    "status",
-    "score",
-    "consent",
-    "unsubscribed",
-)
-COMPANY_HUB_FIELDS = ("name", "domain", "phone")
-HUB_CHOICES = {"consent": ("none", "single_opt_in", "double_opt_in", "confirmed")}
 WRITE_POLICIES = (("overwrite", "Overwrite"), ("if_empty", "Only if empty"), ("never", "Never overwrite"))
 DIRECTION_LABELS = {"to_crm": "→ CRM", "from_crm": "← from CRM", "both": "⇄ both"}
 
@@ -53,21 +39,11 @@ class Discovered:
 
 
 def _hub_fields(kind: HubKind) -> tuple[str, ...]:
-    try:
-        from ..sync import hubfields
-
-        return tuple(hubfields.hub_fields(kind))
-    except ImportError:
-        return COMPANY_HUB_FIELDS if kind is HubKind.COMPANY else CONTACT_HUB_FIELDS
+    return tuple(hubfields.hub_fields(kind))
 
 
 def _hub_choices(hub_field: str) -> tuple[str, ...]:
-    try:
-        from ..sync import hubfields
-
-        return tuple(hubfields.HUB_CHOICES.get(hub_field, ()))
-    except ImportError:
-        return HUB_CHOICES.get(hub_field, ())
+    return tuple(hubfields.HUB_CHOICES.get(hub_field, ()))
 
 
 def _hub_statuses() -> list[str]:
@@ -237,13 +213,6 @@ def _save(
         if (m is not None and m.locked) and not row["hub_field"]:
             row["hub_field"] = m.hub_field  # a locked mapping cannot be removed
         submitted[rf.name] = row
-    try:
-        validate = engine.require("validate_mapping")
-    except engine.EngineUnavailable as exc:
-        for row in submitted.values():
-            if row["hub_field"]:
-                row["error"] = str(exc)
-        return submitted, False
     ok = True
     for name, row in submitted.items():
         rf = by_name[name]
@@ -253,7 +222,7 @@ def _save(
                 ok = False
             continue
         try:
-            validate(
+            validate_mapping(
                 conn,
                 spec.name,
                 row["hub_field"],
@@ -293,11 +262,10 @@ def defaults(conn_id: int) -> ResponseReturnValue:
     if connection_info(conn) is None:
         abort(404)
     try:
-        create = engine.require("default_mappings")
         db.session.commit()
-        created = create(conn)
+        created = default_mappings(conn)
         db.session.commit()
-    except (engine.EngineUnavailable, LeadbridgeError) as exc:
+    except LeadbridgeError as exc:
         db.session.rollback()
         flash(str(exc), "error")
     else:

@@ -7,15 +7,15 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, or_, select
 
 from .. import clock as clocks
 from ..db import db
 from ..models import Connection, DebugEntry, SyncRecord, SyncRun
+from ..sync import export_run_csv
 from ..types import HubKind
-from . import engine
 from .util import OUTCOMES, connection_info, get_or_404, int_arg, like_escape, side_counts
 
 bp = Blueprint("runs", __name__)
@@ -154,12 +154,7 @@ def csv(run_id: int) -> ResponseReturnValue:
     run = get_or_404(SyncRun, run_id)
     side = request.args.get("side") or None
     outcome = request.args.get("outcome") or None
-    try:
-        export = engine.require("export_run_csv")
-    except engine.EngineUnavailable as exc:
-        flash(str(exc), "error")
-        return redirect(url_for("runs.show", run_id=run.id))
-    body = export(run.id, side=side, outcome=outcome)
+    body = export_run_csv(run.id, side=side, outcome=outcome)
     suffix = "".join(f"-{p}" for p in (side, outcome) if p)
     return Response(
         body,

@@ -183,6 +183,4 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
-        from .engine import available
-
-        return {"current_user": current_user(), "engine_available": available()}
+        return {"current_user": current_user()}

@@ -12,8 +12,8 @@ from flask.typing import ResponseReturnValue
 from ..db import db
 from ..errors import LeadbridgeError
 from ..models import Connection
+from ..sync import start_run
 from ..types import Direction
-from . import engine
 from .util import connection_info, get_or_404
 
 bp = Blueprint("syncsettings", __name__)
@@ -141,9 +141,8 @@ def run_now(conn_id: int) -> ResponseReturnValue:
     full = request.form.get("full") == "1"
     db.session.commit()
     try:
-        start_run = engine.require("start_run")
         run_id = start_run(conn.id, trigger="manual", dry_run=dry_run, full=full)
-    except (engine.EngineUnavailable, LeadbridgeError) as exc:
+    except LeadbridgeError as exc:
         db.session.rollback()
         flash(str(exc), "error")
         return redirect(url_for("syncsettings.sync_settings", conn_id=conn.id))

@@ -10,11 +10,11 @@ from typing import Any, TypeVar
 from flask import Flask, abort, current_app, request
 
 from .. import clock as clocks
-from ..app import get_plugins
 from ..db import db
 from ..metadata import ConnectorInfo
 from ..models import Connection
 from ..plugins import PluginState
+from ..state import get_plugins
 
 T = TypeVar("T")
 

@@ -11,8 +11,8 @@ from flask.typing import ResponseReturnValue
 from ..db import db
 from ..errors import AuthError, ConfigError, LeadbridgeError, RecordError
 from ..models import Connection
+from ..sync import receive_webhook
 from ..types import WebhookRequest
-from . import engine
 
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger(__name__)
@@ -35,10 +35,6 @@ def receive(conn_id: int) -> ResponseReturnValue:
         query=request.args.to_dict(),
         remote_addr=request.remote_addr,
     )
-    try:
-        receive_webhook = engine.require("receive_webhook")
-    except engine.EngineUnavailable as exc:
-        return jsonify(error=str(exc)), 503
     db.session.commit()  # no open transaction while the engine calls the connector
     try:
         run = receive_webhook(conn_id, delivery)

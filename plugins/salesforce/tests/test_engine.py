@@ -293,8 +293,9 @@ def test_a_send_names_its_task_with_the_template_filled_once(
     org = HubCompany(name="Analytical Oy", name_key="analytical oy")
     db.session.add(org)
     db.session.flush()
-    person = HubContact(first_name="Ada", last_name="Lovelace", title="CTO", company_id=org.id,
-                        company_name=org.name)
+    person = HubContact(
+        first_name="Ada", last_name="Lovelace", title="CTO", company_id=org.id, company_name=org.name
+    )
     person.set_email("ada@analytical.example")
     db.session.add(person)
     db.session.commit()
