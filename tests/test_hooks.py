@@ -267,6 +267,13 @@ def test_hook_register_webhooks(call: Call, sandbox: ExampleSandbox) -> None:
     assert [w["url"] for w in sandbox.webhooks] == [url]  # idempotent: not duplicated
 
 
+def test_hook_unregister_webhooks(call: Call, sandbox: ExampleSandbox) -> None:
+    ids = call("register_webhooks", url="https://hub.example/webhooks/1", secret="hook-secret")
+    call("unregister_webhooks", webhook_ids=ids)
+    assert sandbox.webhooks == []
+    call("unregister_webhooks", webhook_ids=ids)  # already gone: still a success, so retries are safe
+
+
 def test_hook_revoke_credentials(connection: Connection, sandbox: ExampleSandbox) -> None:
     client = client_for(connection)
     client.get("api/fields", params={"object": "contact"})  # logs in: the core stores the grant

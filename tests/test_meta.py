@@ -50,6 +50,24 @@ def test_every_hook_has_a_test(hook: str) -> None:
     )
 
 
+@pytest.mark.parametrize("hook", hook_names())
+def test_every_hook_has_a_call_site_in_core(hook: str) -> None:
+    """A hook the core never calls is a promise nobody keeps (``register_webhooks`` was one)."""
+    core = ROOT / "core" / "leadbridge"
+    sources = [
+        p.read_text(encoding="utf-8")
+        for p in core.rglob("*.py")
+        if p.name != "hookspecs.py" and "testing" not in p.relative_to(core).parts
+    ]
+    # a call (Plugins.call/_optional/_plugin, RunContext.call/_write, the pluggy subset caller)
+    # naming the hook as a string within its first arguments
+    call = re.compile(
+        rf"""(\.call(?:_plugin|_optional|_write)?|\bcall|_plugin_caller)\([^;]{{0,160}}?["']{hook}["']""",
+        re.S,
+    )
+    assert any(call.search(src) for src in sources), f"nothing in core/leadbridge calls the {hook} hook"
+
+
 def test_hook_list_matches_the_contract_module() -> None:
     # A helper left in hookspecs.py without the marker would silently vanish from the docs.
     from leadbridge import hookspecs

@@ -23,7 +23,7 @@ from .errors import ConfigError, LeadbridgeError, NeedsReconnect
 from .http import AuthManager, CallStats, Exchange, Pacer, VendorClient
 from .http.redact import known_secrets
 from .metadata import AuthKind, ConnectorInfo, validate_settings
-from .models import Connection, DebugEntry
+from .models import Connection, DebugEntry, WebhookSubscription
 from .state import get_plugins, get_vault
 from .types import Credentials, Direction, RateUsage
 
@@ -153,6 +153,10 @@ def revoke(conn: Connection) -> None:
 def view(conn: Connection) -> ConnectionView:
     """The read-only view a hook receives, secrets decrypted for the duration of the call."""
     secrets = decrypt_secrets(conn)
+    if not secrets.get("webhook_secret") and not (conn.settings or {}).get("webhook_secret"):
+        generated = generated_webhook_secret(conn.id)
+        if generated:
+            secrets["webhook_secret"] = generated
     known_secrets.add(*secrets.values())
     override = conn.options.get("base_url") if current_app.config.get("ALLOW_BASE_URL_OVERRIDE") else None
     return ConnectionView(
@@ -168,6 +172,14 @@ def view(conn: Connection) -> ConnectionView:
         sync_from=conn.sync_from,
         base_url_override=override,
     )
+
+
+def generated_webhook_secret(conn_id: int) -> str | None:
+    """The secret the core generated when it registered this connection's webhooks, if any."""
+    sub = db.session.get(WebhookSubscription, conn_id)
+    if sub is None or not sub.secret_encrypted:
+        return None
+    return str(get_vault().decrypt(sub.secret_encrypted)["secret"])
 
 
 def pacer_for(conn: Connection, info: ConnectorInfo) -> Pacer:

@@ -85,6 +85,20 @@ class RecordError(LeadbridgeError):
         self.field = field
 
 
+class SchemaChanged(RecordError):
+    """The vendor refused a write because a field it names no longer exists or changed type.
+
+    Raise it (or return a failed result with ``code=SCHEMA_CHANGED``) and the core drops the
+    connection's cached fields of that object, so the next run maps against the vendor's new schema.
+    """
+
+    code = "schema_changed"
+
+
+#: The result code of a write the vendor refused because its schema changed (see :class:`SchemaChanged`).
+SCHEMA_CHANGED = SchemaChanged.code
+
+
 class PluginError(LeadbridgeError):
     """A plugin could not be loaded, is incompatible, or broke the contract."""
 

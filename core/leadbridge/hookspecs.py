@@ -326,6 +326,27 @@ def handle_webhook(
 def register_webhooks(connection: ConnectionView, client: VendorClient, url: str, secret: str) -> list[str]:
     """Create (or re-use) the vendor webhooks that point at ``url``; return their vendor ids.
 
-    Called when a connection with webhook sync is enabled or saved. Must be idempotent: webhooks
-    that already point at ``url`` are kept, not duplicated.
+    Called by the core when a connection that pulls from the CRM is enabled, created enabled, or
+    saved (and not when ``options["webhooks"]`` is ``False``). Must be idempotent: webhooks that
+    already point at ``url`` are kept, not duplicated. Return only the webhooks the connection's
+    settings want now: ids a previous registration returned and this one does not are removed by
+    the core through :func:`unregister_webhooks`.
+
+    :param url: the connection's public webhook URL (``HUB_URL/webhooks/<connection id>``).
+    :param secret: a shared secret for the vendor to sign or authenticate deliveries with: the
+        connection's ``webhook_secret`` setting when it has one, else one the core generated and
+        keeps encrypted (``connection.setting("webhook_secret")`` returns it in every hook call).
+    :returns: the vendor ids of the webhooks now pointing at ``url``.
+    """
+
+
+@hookspec(firstresult=True)
+def unregister_webhooks(connection: ConnectionView, client: VendorClient, webhook_ids: Sequence[str]) -> None:
+    """Delete vendor webhooks the core registered for this connection.
+
+    Called by the core when the connection is disabled, deleted, stops pulling from the CRM, or its
+    access is revoked (before the credentials go), and for ids a new registration no longer returns.
+    A webhook that is already gone counts as deleted, so a retry is safe.
+
+    :param webhook_ids: ids that :func:`register_webhooks` returned earlier.
     """

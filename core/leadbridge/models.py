@@ -315,6 +315,44 @@ class WebhookDelivery(db.Model):  # type: ignore[name-defined,misc]
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class WebhookSubscription(db.Model):  # type: ignore[name-defined,misc]
+    """The vendor webhooks the core registered for a connection (see :mod:`leadbridge.sync.subscriptions`).
+
+    One row per connection: the URL registered, the vendor's ids for it, the shared secret handed to
+    ``register_webhooks`` (Fernet-encrypted), and the outcome of the last registration attempt.
+    """
+
+    __tablename__ = "webhook_subscription"
+
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("connection.id", ondelete="CASCADE"), primary_key=True
+    )
+    url: Mapped[str | None] = mapped_column(String(1024))
+    remote_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    #: registered | removed | failed
+    status: Mapped[str] = mapped_column(String(16), default="removed")
+    error: Mapped[str | None] = mapped_column(Text)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:  # the secret deliberately absent
+        return f"<WebhookSubscription {self.connection_id} {self.status} ids={self.remote_ids}>"
+
+
+class RemoteFieldCache(db.Model):  # type: ignore[name-defined,misc]
+    """A connection's remote fields per object as ``field_types`` last returned them (see
+    :mod:`leadbridge.sync.fieldcache`): shared by every process, valid for a limited time."""
+
+    __tablename__ = "remote_field_cache"
+
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("connection.id", ondelete="CASCADE"), primary_key=True
+    )
+    object_type: Mapped[str] = mapped_column(String(128), primary_key=True)
+    fields: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class User(db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "user"
 

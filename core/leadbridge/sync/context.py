@@ -12,13 +12,14 @@ from sqlalchemy import select
 from ..connection_view import ConnectionView
 from ..connections import client_for, rebase, view
 from ..db import db
-from ..errors import ConfigError, TransientError
+from ..errors import SCHEMA_CHANGED, ConfigError, SchemaChanged, TransientError
 from ..http import CallStats, VendorClient
 from ..metadata import ConnectorInfo, ObjectSpec
 from ..models import Connection, FieldMapping
 from ..plugins import Plugins
 from ..state import get_plugins
 from ..types import Direction, HubKind
+from . import fieldcache
 from .mappings import ObjectMappings, fetch_remote_fields, missing_remote_fields, preset_rows, resolve
 from .runlog import RunLog
 
@@ -114,12 +115,32 @@ class RunContext:
         """
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
-                return self.call(hook, **kw)
+                results = self.call(hook, **kw)
+            except SchemaChanged:
+                self.schema_changed(kw.get("object_type"))
+                raise
             except TransientError as exc:
                 if attempt == WRITE_ATTEMPTS or type(exc) is not TransientError:
                     raise
                 self.log.note(f"{hook} re-sent after: {exc}")
+                continue
+            if isinstance(results, list) and any(getattr(r, "code", None) == SCHEMA_CHANGED for r in results):
+                self.schema_changed(kw.get("object_type"))
+            return results
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def schema_changed(self, object_type: str | None) -> None:
+        """The vendor said the schema of ``object_type`` changed: forget its cached fields (and this
+        run's mappings of it), so the next lookup fetches them again."""
+        fieldcache.invalidate(self.conn_id, object_type)
+        db.session.commit()
+        if object_type is None:
+            self._mappings.clear()
+        else:
+            self._mappings.pop(object_type, None)
+        self.log.note(
+            f"{object_type or 'the'} fields changed in {self.info.display_name}: they are fetched again"
+        )
 
     def mappings(self, spec: ObjectSpec) -> ObjectMappings:
         """The mappings of ``spec`` resolved against the live fields (one ``field_types`` call per run)."""

@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import select
 
 from .. import fieldtypes
-from ..connections import client_for, view
 from ..db import db
 from ..errors import ConfigError
 from ..http import VendorClient
@@ -19,6 +18,7 @@ from ..metadata import ObjectSpec
 from ..models import Connection, FieldMapping
 from ..state import get_plugins
 from ..types import Direction, FieldType, HubKind, RemoteField
+from .fieldcache import remote_fields
 from .hubfields import HUB_CHOICES, hub_field_type
 
 WRITE_POLICIES = ("overwrite", "if_empty", "never")
@@ -69,12 +69,9 @@ class ObjectMappings:
 def fetch_remote_fields(
     conn: Connection, object_type: str, client: VendorClient | None = None
 ) -> list[RemoteField]:
-    """The connector's ``field_types`` for ``object_type`` (a vendor call: commit before calling)."""
-    client = client or client_for(conn)
-    fields: list[RemoteField] = get_plugins().call(
-        view(conn), "field_types", client=client, object_type=object_type
-    )
-    return list(fields or [])
+    """The connector's ``field_types`` for ``object_type``, through the connection's field cache
+    (a vendor call when the cache is cold or stale: this commits first)."""
+    return remote_fields(conn, object_type, client).fields
 
 
 def validate_mapping(

@@ -26,6 +26,7 @@ from ..metadata import AuthKind, ConnectorInfo, Setting, SettingType
 from ..models import Connection
 from ..plugins import PluginState
 from ..state import get_plugins
+from ..sync import fieldcache, subscriptions
 from .util import connection_info, get_or_404
 
 bp = Blueprint("integrations", __name__)
@@ -119,6 +120,7 @@ def new_connection(plugin: str) -> ResponseReturnValue:
         else:
             db.session.commit()
             flash(f"Connection {conn.name} saved.", "success")
+            reconcile_webhooks(conn)
             return redirect(url_for("integrations.settings", conn_id=conn.id))
     return render_template(
         "integrations/settings.html",
@@ -158,8 +160,10 @@ def settings(conn_id: int) -> ResponseReturnValue:
             db.session.rollback()
             problems = _problems(exc)
         else:
+            fieldcache.invalidate(conn.id)  # new settings may mean another account or schema
             db.session.commit()
             flash("Settings saved. Run a sync to apply them.", "success")
+            reconcile_webhooks(conn)
             return redirect(url_for("integrations.settings", conn_id=conn.id))
     return render_template(
         "integrations/settings.html",
@@ -171,10 +175,11 @@ def settings(conn_id: int) -> ResponseReturnValue:
         AuthKind=AuthKind,
         connected=load_credentials(conn) is not None,
         webhook_url=(
-            str(current_app.config["HUB_URL"]).rstrip("/") + url_for("webhooks.receive", conn_id=conn.id)
+            subscriptions.webhook_url(conn.id)
             if get_plugins().implements(conn.plugin, "handle_webhook")
             else None
         ),
+        webhooks=subscriptions.status(conn),
     ), (400 if problems else 200)
 
 
@@ -201,12 +206,33 @@ def _back(conn: Connection) -> str:
 @bp.post("/connections/<int:conn_id>/enabled")
 def set_enabled(conn_id: int) -> ResponseReturnValue:
     conn = get_or_404(Connection, conn_id)
-    conn.enabled = request.form.get("enabled") == "1"
+    enable = request.form.get("enabled") == "1"
+    if conn.enabled and not enable:
+        # Webhooks go first, while the connection may still call the vendor (a disabled one may not).
+        subscriptions.remove(conn)
+        found = subscriptions.status(conn)
+        if found.status is subscriptions.SubscriptionStatus.FAILED:
+            flash(f"Webhooks: {found.error}", "error")
+    conn.enabled = enable
     db.session.commit()
     flash(
         f"{conn.name} is {'enabled' if conn.enabled else 'disabled'}.", "success" if conn.enabled else "info"
     )
+    if enable:
+        reconcile_webhooks(conn)
     return redirect(_back(conn))
+
+
+def reconcile_webhooks(conn: Connection) -> None:
+    """Register or remove the connection's vendor webhooks after a change; a failure is flashed,
+    never lost (the settings page shows it until the next attempt succeeds)."""
+    if not subscriptions.supported(conn):
+        return
+    found = subscriptions.reconcile(conn)
+    if found.status is subscriptions.SubscriptionStatus.FAILED or found.error:
+        flash(f"Webhooks: {found.error}", "error")
+    elif found.status is subscriptions.SubscriptionStatus.REGISTERED and found.wanted:
+        flash(f"Webhooks registered at the vendor ({len(found.remote_ids)}).", "info")
 
 
 @bp.post("/connections/<int:conn_id>/delete")
@@ -215,6 +241,10 @@ def delete(conn_id: int) -> ResponseReturnValue:
     if request.form.get("confirm") != conn.name:
         flash("Type the connection's name to delete it.", "error")
         return redirect(url_for("integrations.settings", conn_id=conn.id))
+    subscriptions.remove(conn)  # while the credentials still exist
+    found = subscriptions.status(conn)
+    if found.status is subscriptions.SubscriptionStatus.FAILED:
+        flash(f"{found.error}; remove them at the vendor: {', '.join(found.remote_ids)}", "warning")
     db.session.delete(conn)
     db.session.commit()
     flash(f"Connection {conn.name} deleted.", "info")
@@ -295,6 +325,7 @@ def oauth_callback() -> ResponseReturnValue:
     conn.state, conn.state_message = "ok", None
     db.session.commit()
     flash(f"{conn.name} is connected.", "success")
+    reconcile_webhooks(conn)
     return redirect(url_for("integrations.settings", conn_id=conn.id))
 
 
@@ -303,6 +334,7 @@ def revoke_access(conn_id: int) -> ResponseReturnValue:
     conn = get_or_404(Connection, conn_id)
     if connection_info(conn) is None:
         abort(404)
+    subscriptions.remove(conn)  # before the tokens go
     revoke(conn)
     db.session.commit()
     flash("Access revoked. Syncing stops until you connect again.", "info")

@@ -3,30 +3,23 @@ write policy and value maps; every change validated by the engine before it is s
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
-from .. import clock as clocks
-from ..connections import client_for, view
 from ..db import db
 from ..errors import ConfigError, LeadbridgeError
 from ..metadata import ConnectorInfo, ObjectSpec
 from ..models import Connection, Contact, FieldMapping
-from ..state import get_plugins
-from ..sync import default_mappings, hubfields, validate_mapping
+from ..sync import default_mappings, fieldcache, hubfields, validate_mapping
 from ..types import Direction, FieldType, HubKind, RemoteField
 from .util import connection_info, get_or_404
 
 bp = Blueprint("mapping", __name__)
-
-CACHE_KEY = "leadbridge.remote_fields"
-_cache_lock = threading.Lock()
 
 WRITE_POLICIES = (("overwrite", "Overwrite"), ("if_empty", "Only if empty"), ("never", "Never overwrite"))
 DIRECTION_LABELS = {"to_crm": "→ CRM", "from_crm": "← from CRM", "both": "⇄ both"}
@@ -59,19 +52,10 @@ def _hub_statuses() -> list[str]:
 
 
 def discover(conn: Connection, object_type: str, *, refresh: bool = False) -> Discovered:
-    """The connector's fields of ``object_type``, cached per process until refreshed (a vendor call)."""
-    key = (conn.id, object_type)
-    cache: dict[tuple[int, str], Discovered] = current_app.extensions.setdefault(CACHE_KEY, {})
-    with _cache_lock:
-        hit = cache.get(key)
-    if hit is not None and not refresh:
-        return hit
-    db.session.commit()  # never hold a write transaction across the vendor call
-    fields = get_plugins().call(view(conn), "field_types", client=client_for(conn), object_type=object_type)
-    found = Discovered(fields=list(fields or []), at=clocks.utcnow())
-    with _cache_lock:
-        cache[key] = found
-    return found
+    """The connector's fields of ``object_type`` from the connection's field cache ("Refresh fields"
+    fetches them again: a vendor call)."""
+    cached = fieldcache.remote_fields(conn, object_type, refresh=refresh)
+    return Discovered(fields=cached.fields, at=cached.fetched_at)
 
 
 def allowed_directions(spec: ObjectSpec, rf: RemoteField) -> list[str]:

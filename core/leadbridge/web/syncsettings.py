@@ -14,6 +14,7 @@ from ..errors import LeadbridgeError
 from ..models import Connection
 from ..sync import start_run
 from ..types import Direction
+from .integrations import reconcile_webhooks
 from .util import connection_info, get_or_404
 
 bp = Blueprint("syncsettings", __name__)
@@ -109,6 +110,7 @@ def sync_settings(conn_id: int) -> ResponseReturnValue:
         if not problems:
             db.session.commit()
             flash("Sync settings saved. A full sync applies them to records synced before.", "success")
+            reconcile_webhooks(conn)  # the direction decides whether webhooks are wanted
             return redirect(url_for("syncsettings.sync_settings", conn_id=conn.id, changed=1))
         db.session.rollback()
     options = conn.options or {}

@@ -160,6 +160,12 @@ def register_webhooks(connection: ConnectionView, client: VendorClient, url: str
     return webhooks.register(connection, client, url)
 
 
+@hookimpl
+def unregister_webhooks(client: VendorClient, webhook_ids: list[str]) -> None:
+    """Delete the hooks (``DELETE /hooks/{id}``); one already gone is fine."""
+    webhooks.unregister(client, webhook_ids)
+
+
 def _page_size(connection: ConnectionView) -> int:
     """Rows per request; ``options["page_size"]`` lowers it for tenants with slow lists."""
     try:

@@ -60,6 +60,11 @@ def register(connection: ConnectionView, client: VendorClient, url: str) -> list
     return ids
 
 
+def unregister(client: VendorClient, hook_ids: list[str]) -> None:
+    for hook_id in hook_ids:
+        client.delete(f"hooks/{hook_id}", ok_statuses=frozenset({404}))
+
+
 def handle(connection: ConnectionView, request: WebhookRequest) -> list[WebhookEvent]:
     given = str(request.query.get(KEY_PARAM) or "")
     if not given or not hmac.compare_digest(given, webhook_key(connection)):

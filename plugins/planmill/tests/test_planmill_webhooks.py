@@ -11,7 +11,7 @@ from leadbridge.connections import view
 from leadbridge.db import db
 from leadbridge.errors import AuthError
 from leadbridge.models import Connection, Contact
-from leadbridge.sync import default_mappings
+from leadbridge.sync import default_mappings, subscriptions
 from leadbridge.types import WebhookRequest
 from leadbridge_planmill.sandbox import PlanMillSandbox
 from leadbridge_planmill.webhooks import EVENTS, webhook_key
@@ -28,6 +28,20 @@ def test_registering_twice_keeps_one_hook_per_event(hooks: Hooks, pm: PlanMillSa
     assert sorted(h["hook"] for h in pm.hooks.values()) == sorted(EVENTS)
     key = webhook_key(view(hooks.conn))
     assert {h["url"] for h in pm.hooks.values()} == {f"{HUB}?key={key}"}
+
+
+def test_the_core_registers_on_enable_and_removes_on_disable(
+    app_ctx: Flask, connection: Connection, pm
+) -> None:
+    """The core's webhook lifecycle against PlanMill's /hooks: once per event, reused, then removed."""
+    first = subscriptions.reconcile(connection)
+    again = subscriptions.reconcile(connection)
+    assert first.status is subscriptions.SubscriptionStatus.REGISTERED and first.error is None
+    assert again.remote_ids == first.remote_ids and len(pm.hooks) == len(EVENTS)
+    assert {h["url"].split("?")[0] for h in pm.hooks.values()} == {subscriptions.webhook_url(connection.id)}
+    subscriptions.remove(connection)
+    assert pm.hooks == {}
+    assert subscriptions.status(connection).status is subscriptions.SubscriptionStatus.REMOVED
 
 
 def test_a_delivery_without_the_right_key_is_refused(hooks: Hooks) -> None:

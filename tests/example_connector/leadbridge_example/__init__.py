@@ -327,6 +327,13 @@ def register_webhooks(client: VendorClient, url: str, secret: str) -> list[str]:
     return ids
 
 
+@hookimpl
+def unregister_webhooks(client: VendorClient, webhook_ids: list[str]) -> None:
+    """Delete the subscriptions; one already gone (404) is fine."""
+    for webhook_id in webhook_ids:
+        client.delete(f"api/webhooks/{webhook_id}", ok_statuses=frozenset({404}))
+
+
 def verify_signature(body: bytes, header: str, secret: str) -> bool:
     """True when ``header`` is ExampleCRM's ``sha256=<hex>`` HMAC of ``body`` under ``secret``."""
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()

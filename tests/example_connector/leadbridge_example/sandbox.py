@@ -15,7 +15,7 @@ The API (every ``/api`` route needs ``Authorization: Bearer <token>``):
 * ``DELETE /api/contacts/<id>``; ``POST /api/companies`` (create one) and ``POST /api/companies/batch``
   (upsert by ``id`` or exact name).
 * ``POST /api/actions``; ``GET /api/campaigns``; ``GET /api/campaigns/<id>/members?cursor=``.
-* ``GET/POST /api/webhooks`` — webhook subscriptions; deliveries are signed
+* ``GET/POST /api/webhooks``, ``DELETE /api/webhooks/<id>`` — webhook subscriptions; deliveries are signed
   ``X-Example-Signature: sha256=<hex HMAC-SHA256 of the body>``.
 
 Rate limits come from the base class's token bucket (429 with ``Retry-After``); every answer carries
@@ -278,6 +278,7 @@ class ExampleSandbox(Sandbox):
         app.get("/api/campaigns/<int:campaign_id>/members")(self._campaign_members)
         app.get("/api/webhooks")(self._list_webhooks)
         app.post("/api/webhooks")(self._create_webhook)
+        app.delete("/api/webhooks/<webhook_id>")(self._delete_webhook)
 
     def _authorize(self) -> Response | None:
         if not request.path.startswith("/api/"):
@@ -537,6 +538,14 @@ class ExampleSandbox(Sandbox):
             }
             self.webhooks.append(hook)
         return jsonify({k: v for k, v in hook.items() if k != "secret"}), 201
+
+    def _delete_webhook(self, webhook_id: str) -> Response | tuple[Response, int]:
+        with self.lock:
+            kept = [w for w in self.webhooks if w["id"] != webhook_id]
+            if len(kept) == len(self.webhooks):
+                return _error(404, "NOT_FOUND", f"no webhook {webhook_id}")
+            self.webhooks[:] = kept
+        return Response(status=204)
 
 
 def _error(status: int, code: str, message: str) -> Response:
