@@ -239,6 +239,11 @@ def store_contact(
     merged, pending = _merge(ctx, rules, hub, item.fields, item.modified_at, link, created, key="email")
     _merge_email(ctx, spec, hub, item, merged.diff, merged.last, merged.changed_at, created=created)
     _attach_company(ctx, hub, item.company, merged.diff)
+    pulled_company = _company_seen(rules, item)
+    if pulled_company:
+        # What the CRM record points at, in the terms push compares: a pulled contact whose company
+        # did not change is not re-sent (the first `sync --full` after a pull used to echo them all).
+        merged.last[COMPANY_KEY] = pulled_company
     stamp = _stamp(hub, merged, created)
     if cache and hub.email_key and cache.contacts.get(hub.email_key) is not hub:
         # The CRM changed the email: the old key no longer names this contact.
@@ -300,6 +305,18 @@ def store_contact(
     else:
         ctx.log.add("hub", spec.name, Outcome.UNCHANGED)
     return hub
+
+
+def _company_seen(rules: list[FieldRule], item: Contact) -> str | None:
+    """The company a CRM person record names, as push compares it: the related company's remote id,
+    else its normalised name — from the relation, or from a field mapped to the hub's company name
+    (a Salesforce Lead's ``Company``)."""
+    if item.company is not None and (item.company.remote_id or company_key(item.company.name)):
+        return str(item.company.remote_id or company_key(item.company.name))
+    for rule in rules:
+        if rule.hub_field == "company_name" and rule.pulls() and item.fields.get(rule.remote_field):
+            return company_key(str(item.fields[rule.remote_field])) or None
+    return None
 
 
 def _merge(

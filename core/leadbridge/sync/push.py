@@ -297,9 +297,10 @@ def push_contacts(
         for _hub, link, out in planned:
             if out.company_key:
                 out.company_remote_id = ctx.company_cache.get(out.company_key)
-            company_changed = out.company_key is not None and out.last.get(COMPANY_KEY) != (
-                out.company_remote_id or company_key(out.company_name)
-            )
+            company_changed = out.company_key is not None and out.last.get(COMPANY_KEY) not in {
+                out.company_remote_id,
+                company_key(out.company_name),
+            } - {None, ""}
             email_changed = link is not None and out.last.get(EMAIL_KEY) != out.email_key
             if (
                 link is not None
