@@ -78,16 +78,22 @@ def test_hook_connector_sandbox(app: Flask) -> None:
 
 
 def test_hook_api_base_url(app_ctx: Flask, connection: Connection, sandbox_server: SandboxServer) -> None:
-    assert get_plugins().call(view(connection), "api_base_url") == sandbox_server.url
-    app_ctx.config["ALLOW_BASE_URL_OVERRIDE"] = False  # production: the override is ignored
+    # always the real vendor URL: the core's client, not the connector, redirects it to the sandbox
     assert get_plugins().call(view(connection), "api_base_url") == "https://api.examplecrm.test"
+    client = client_for(connection)
+    assert client.destination(client.url("api/fields")) == f"{sandbox_server.url}/api/fields"
+    app_ctx.config["ALLOW_BASE_URL_OVERRIDE"] = False  # production: the override is ignored
+    real = client_for(connection)
+    assert real.destination("https://api.examplecrm.test/x") == "https://api.examplecrm.test/x"
 
 
 def test_hook_authenticate(
     connection: Connection, sandbox: ExampleSandbox, make_connection: Callable[..., Connection]
 ) -> None:
     plugins = get_plugins()
-    bare = VendorClient(plugins.call(view(connection), "api_base_url"))
+    bare = VendorClient(
+        plugins.call(view(connection), "api_base_url"), override=view(connection).base_url_override
+    )
     creds = plugins.call(view(connection), "authenticate", client=bare, previous=None)
     assert creds.headers["Authorization"].startswith("Bearer ex_")
     assert creds.expires_at is not None and creds.expires_at > clocks.utcnow()
@@ -281,10 +287,13 @@ def test_hook_revoke_credentials(connection: Connection, sandbox: ExampleSandbox
     creds = load_credentials(connection)
     assert creds is not None and creds.refresh_token in sandbox.refresh_tokens
 
-    bare = VendorClient(get_plugins().call(view(connection), "api_base_url"))
+    bare = VendorClient(
+        get_plugins().call(view(connection), "api_base_url"), override=view(connection).base_url_override
+    )
     assert get_plugins().call(view(connection), "revoke_credentials", client=bare) is True
     assert creds.refresh_token not in sandbox.refresh_tokens  # ended at the vendor, not only here
-    assert requests.get(f"{bare.base_url}api/fields", headers=creds.headers, timeout=10).status_code == 401
+    fields_url = bare.destination(bare.url("api/fields"))
+    assert requests.get(fields_url, headers=creds.headers, timeout=10).status_code == 401
 
     # Through the core's "Revoke access": the local grant is forgotten too.
     revoke(connection)

@@ -54,7 +54,8 @@ class ConnectionView:
     options: Mapping[str, Any] = field(default_factory=dict)
     hub_url: str = "http://localhost:5000"
     sync_from: datetime | None = None
-    #: the operator's base-URL override (sandboxes, tests); only set when the app allows overrides
+    #: the operator's base-URL override (sandboxes, tests), set only when the app allows overrides.
+    #: Informational: the core's client already sends every request there; connectors ignore it.
     base_url_override: str | None = None
 
     def setting(self, name: str, default: Any = None) -> Any:

@@ -137,7 +137,7 @@ def revoke(conn: Connection) -> None:
         try:
             cv = view(conn)
             pacer = pacer_for(conn, plugins.info(conn.plugin))
-            bare = VendorClient(plugins.call(cv, "api_base_url"), pacer=pacer)
+            bare = VendorClient(plugins.call(cv, "api_base_url"), pacer=pacer, override=cv.base_url_override)
             plugins.call(cv, "revoke_credentials", client=bare)
         except LeadbridgeError as exc:
             log.warning("connection %s: revoking at the vendor failed: %s", conn.id, exc)
@@ -275,6 +275,7 @@ def client_for(
         read_rate_limits=read_limits,
         on_exchange=on_exchange,
         stats=stats,
+        override=cv.base_url_override,
     )
     auth = None
     if plugins.implements(conn.plugin, "authenticate"):
@@ -290,6 +291,7 @@ def client_for(
         on_exchange=on_exchange,
         stats=stats,
         session=bare.session,
+        override=cv.base_url_override,
     )
     if auth is not None:
         # Some vendors name the API host in the token answer (Salesforce's instance_url): ask the

@@ -94,10 +94,12 @@ def api_base_url(connection: ConnectionView) -> str:
     Called whenever the core builds a :class:`~leadbridge.http.VendorClient` for the connection
     (at the start of a run and again after ``authenticate``, since some vendors name the host in
     the token answer, like Salesforce's ``instance_url``). Build it from a fixed template and
-    validated settings only, so no setting can aim the connector at an arbitrary host; return
-    ``connection.base_url_override`` first when it is set (the operator's sandbox/test override).
+    validated settings only, so no setting can aim the connector at an arbitrary host. Always
+    return the real vendor URL: when the operator overrides the base URL (sandboxes, tests, the
+    demo) the core's client sends every request to the override's origin with the path kept, so a
+    connector never handles the override itself (nor token, login or instance hosts for it).
 
-    :returns: an absolute ``https://`` URL (``http://`` only for the override).
+    :returns: an absolute ``https://`` URL.
     """
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 from urllib3.exceptions import NewConnectionError
@@ -84,6 +84,9 @@ class VendorClient:
     :param classify_error: the connector's ``classify_error`` hook, bound to the connection.
     :param read_rate_limits: the connector's ``read_rate_limits`` hook, bound to the connection.
     :param on_exchange: receives a redacted :class:`Exchange` per call (debug mode).
+    :param override: the operator's base-URL override (sandboxes, tests, the demo): every request,
+        to whichever vendor host the connector names, goes to this origin instead, path kept. The
+        connector always builds its real vendor URLs; only the core redirects them.
     """
 
     def __init__(
@@ -103,8 +106,10 @@ class VendorClient:
         session: requests.Session | None = None,
         stats: CallStats | None = None,
         sleep: Callable[[float], None] | None = None,
+        override: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
+        self.override = _checked_override(override)
         self.auth = auth
         self.pacer = pacer or Pacer()
         self.classify_error = classify_error
@@ -143,6 +148,7 @@ class VendorClient:
             session=self.session,
             stats=self.stats,
             sleep=self._sleep,
+            override=self.override,
         )
 
     # -- convenience verbs -------------------------------------------------------------------
@@ -169,6 +175,15 @@ class VendorClient:
                 raise ConfigError(f"refusing to call {urlsplit(path).netloc}: not this connection's host")
             return path
         return urljoin(self.base_url, path.lstrip("/"))
+
+    def destination(self, url: str) -> str:
+        """Where ``url`` is really sent: itself, or the same path on the override's origin."""
+        if self.override is None:
+            return url
+        target, parts = urlsplit(self.override), urlsplit(url)
+        return urlunsplit(
+            (target.scheme, target.netloc, target.path.rstrip("/") + parts.path, parts.query, "")
+        )
 
     # -- the call loop -----------------------------------------------------------------------
 
@@ -200,7 +215,7 @@ class VendorClient:
             attempt += 1
             sent_headers = self.auth.headers() if self.auth else {}
             # After the headers: a (re)authentication may have moved the base URL (instance_url).
-            url = self.url(path)
+            url = self.destination(self.url(path))
             all_headers = {**sent_headers, **(headers or {})}
             self.pacer.acquire()
             started = clocks.monotonic()
@@ -357,3 +372,12 @@ def default_classification(response: requests.Response) -> LeadbridgeError:
 
 
 __all__ = ["CallStats", "Exchange", "QuotaExhausted", "VendorClient", "default_classification"]
+
+
+def _checked_override(value: str | None) -> str | None:
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"the base URL override must be an http(s) origin, not {value!r}")
+    return value.rstrip("/")

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
@@ -218,17 +219,19 @@ class ConnectorConformance:
         )
         validate_settings(info, {**settings, **secrets})
 
-    def test_api_base_url_is_https_unless_overridden(self, harness: ConnectorHarness) -> None:
+    def test_api_base_url_is_the_real_https_vendor_url(self, harness: ConnectorHarness) -> None:
+        """The core, not the connector, redirects calls to the sandbox: the URL never depends on it."""
         overridden = harness.view()
         assert overridden.base_url_override, "the kit's connection should carry the sandbox override"
-        assert (
-            harness.plugins.call(overridden, "api_base_url")
-            .rstrip("/")
-            .startswith(overridden.base_url_override.rstrip("/"))
-        ), "api_base_url must honour connection.base_url_override"
         real = dataclasses.replace(overridden, base_url_override=None)
         url = harness.plugins.call(real, "api_base_url")
         assert isinstance(url, str) and url.startswith("https://"), f"vendor URL {url!r} is not https"
+        assert harness.plugins.call(overridden, "api_base_url") == url, (
+            "api_base_url must not read connection.base_url_override: the core rewrites the host"
+        )
+        assert (
+            urlsplit(harness.client.destination(url)).netloc == urlsplit(overridden.base_url_override).netloc
+        )
 
     # -- authentication -------------------------------------------------------------------------
 

@@ -20,6 +20,8 @@ Every suite that has leadbridge installed gets them, third-party connectors incl
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,6 +58,35 @@ def leadbridge_clock(request: pytest.FixtureRequest) -> Iterator[Clock]:
         raise pytest.UsageError(f"{request.node.nodeid}: real_clock needs a reason")
     with using(SystemClock() if marker is not None else VirtualClock()) as clock:
         yield clock
+
+
+#: Host names a test may resolve: loopback only (IP literals need no lookup).
+LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+@pytest.fixture(autouse=True)
+def leadbridge_no_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may contact a real vendor host, not even by a DNS lookup: resolving any name but
+    loopback raises at once, saying which host a code path tried to reach."""
+    real = socket.getaddrinfo
+
+    def guarded(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else str(host or "")
+        if name and name.lower() not in LOCAL_NAMES and not _is_ip_literal(name):
+            raise OSError(
+                f"leadbridge test kit: refused a DNS lookup of {name!r} (no test may reach a real host)"
+            )
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", guarded)
+
+
+def _is_ip_literal(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
 
 
 @pytest.fixture

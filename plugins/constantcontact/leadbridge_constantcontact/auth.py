@@ -16,16 +16,12 @@ RECONNECT_ADVICE = "Open the connection and press Connect to authorize leadbridg
 
 
 def api_base(connection: ConnectionView) -> str:
-    """The API root: the fixed vendor URL, or ``<override>/v3`` for a sandbox."""
-    if connection.base_url_override:
-        return connection.base_url_override.rstrip("/") + "/v3"
+    """The API root: one fixed vendor URL."""
     return API_URL
 
 
 def token_url(connection: ConnectionView) -> str:
-    """The token endpoint: the validated setting, or the sandbox's when the base URL is overridden."""
-    if connection.base_url_override:
-        return connection.base_url_override.rstrip("/") + urlsplit(TOKEN_URL).path
+    """The token endpoint: the validated setting (Constant Contact's path on its authorization host)."""
     url = str(connection.setting("token_url", TOKEN_URL))
     if urlsplit(url).path != urlsplit(TOKEN_URL).path:
         raise ConfigError("the Token URL must be Constant Contact's /oauth2/default/v1/token")

@@ -83,7 +83,7 @@ def test_a_tampered_cursor_is_refused(harness, sandbox, sandbox_server) -> None:
             "fetch_contacts",
             object_type="contact",
             since=None,
-            cursor=f"{sandbox_server.url}/v3/contacts?cursor=bGltaXQ9MSZuZXh0PTI.0000",
+            cursor="https://api.cc.email/v3/contacts?cursor=bGltaXQ9MSZuZXh0PTI.0000",
         )
 
 
@@ -244,14 +244,11 @@ def test_hook_fetch_campaign_members_reads_one_list(harness, sandbox) -> None:
     assert harness.call("fetch_campaign_members", campaign_id=webinar.remote_id, cursor=None).items == []
 
 
-def test_hook_api_base_url_is_fixed_unless_overridden(harness, sandbox_server) -> None:
-    from dataclasses import replace
-
-    cv = harness.view()
-    assert harness.plugins.call(cv, "api_base_url") == f"{sandbox_server.url}/v3"
-    assert (
-        harness.plugins.call(replace(cv, base_url_override=None), "api_base_url") == "https://api.cc.email/v3"
-    )
+def test_hook_api_base_url_is_fixed(harness, sandbox_server) -> None:
+    """The real vendor URL, override or not: the core's client sends it to the sandbox."""
+    assert harness.plugins.call(harness.view(), "api_base_url") == "https://api.cc.email/v3"
+    sent = harness.client.destination("https://api.cc.email/v3/contacts")
+    assert sent == f"{sandbox_server.url}/v3/contacts"
 
 
 def test_hook_connector_info_declares_oauth_and_secrets(harness) -> None:

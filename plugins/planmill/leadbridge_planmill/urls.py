@@ -57,10 +57,8 @@ def check_server(url: str, *, resolve: Resolver = socket.getaddrinfo) -> str:
 
 
 def server_root(connection: ConnectionView, *, resolve: Resolver = socket.getaddrinfo) -> str:
-    """``https://server/instance/api`` for this connection (the operator's override wins)."""
+    """``https://server/instance/api`` for this connection."""
     instance = instance_name(connection)
-    if connection.base_url_override:
-        return f"{connection.base_url_override.rstrip('/')}/{instance}/api"
     server = str(connection.setting("server", "") or "").strip()
     base = check_server(server, resolve=resolve) if server else CLOUD_SERVER
     return f"{base}/{instance}/api"

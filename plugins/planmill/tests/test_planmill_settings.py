@@ -7,6 +7,7 @@ import socket
 import pytest
 from leadbridge.connection_view import ConnectionView
 from leadbridge.errors import ConfigError
+from leadbridge.http import VendorClient
 from leadbridge.metadata import validate_settings
 from leadbridge_planmill import info as planmill_info
 from leadbridge_planmill.urls import api_base, check_server, token_url
@@ -81,8 +82,10 @@ def test_a_host_name_is_checked_on_every_address_it_resolves_to() -> None:
         check_server("https://pm.example.com", resolve=resolve)
 
 
-def test_the_operator_override_keeps_the_instance_path() -> None:
+def test_the_override_is_the_cores_business_not_the_connectors() -> None:
     view = ConnectionView(
         id=1, name="t", plugin="planmill", settings=GOOD, base_url_override="http://127.0.0.1:5001"
     )
-    assert api_base(view) == "http://127.0.0.1:5001/acme/api/1.5/"
+    assert api_base(view) == "https://online.planmill.com/acme/api/1.5/"
+    client = VendorClient(api_base(view), override=view.base_url_override)
+    assert client.destination(client.url("contacts")) == "http://127.0.0.1:5001/acme/api/1.5/contacts"

@@ -48,7 +48,7 @@ class SalesforceApi:
             client.auth.headers()  # logs in when there is no session yet (the core does the work)
             creds = client.auth.credentials
         extra = creds.extra if creds is not None else {}
-        if connection.base_url_override is None and extra.get("instance_url"):
+        if extra.get("instance_url"):
             # The token answer names the data host; it was checked when it arrived and again here.
             client.base_url = checked_instance_url(connection, extra["instance_url"]) + "/"
         configured = str(connection.setting("api_version", DEFAULT_API_VERSION))

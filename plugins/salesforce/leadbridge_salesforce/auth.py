@@ -112,9 +112,7 @@ def _required(connection: ConnectionView, name: str) -> str:
 def _jwt_audience(connection: ConnectionView, base: str) -> str:
     # The audience is the login server, never the My Domain or instance host.
     return (
-        LOGIN_HOSTS["sandbox"]
-        if connection.setting("login_host") == "sandbox"
-        else (LOGIN_HOSTS["production"] if not connection.base_url_override else base)
+        LOGIN_HOSTS["sandbox"] if connection.setting("login_host") == "sandbox" else LOGIN_HOSTS["production"]
     )
 
 

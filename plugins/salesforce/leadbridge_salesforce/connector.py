@@ -64,8 +64,6 @@ def connector_sandbox() -> SalesforceSandbox:
 
 @hookimpl
 def api_base_url(connection: ConnectionView) -> str:
-    if connection.base_url_override:
-        return connection.base_url_override
     creds = connection.credentials
     if creds is not None and creds.extra.get("instance_url"):
         return checked_instance_url(connection, creds.extra["instance_url"])

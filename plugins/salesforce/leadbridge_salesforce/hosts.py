@@ -35,9 +35,7 @@ def my_domain_url(value: str) -> str:
 
 
 def login_url(connection: ConnectionView) -> str:
-    """The token host chosen in the settings (or the operator's sandbox override)."""
-    if connection.base_url_override:
-        return connection.base_url_override.rstrip("/")
+    """The token host chosen in the settings."""
     choice = connection.setting("login_host", "production")
     if choice == "my_domain" or (connection.setting("auth_flow") == "client_credentials"):
         domain = connection.setting("my_domain")
@@ -52,8 +50,6 @@ def login_url(connection: ConnectionView) -> str:
 def checked_instance_url(connection: ConnectionView, value: object) -> str:
     """Accept a token answer's ``instance_url`` only when it is an https Salesforce data host."""
     url = str(value or "").rstrip("/")
-    if connection.base_url_override and url == connection.base_url_override.rstrip("/"):
-        return url
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     if (

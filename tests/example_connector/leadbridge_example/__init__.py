@@ -145,8 +145,8 @@ def connector_sandbox() -> ExampleSandbox:
 
 @hookimpl
 def api_base_url(connection: ConnectionView) -> str:
-    """ExampleCRM has one fixed host; only the operator's override can change it."""
-    return connection.base_url_override or API_URL
+    """ExampleCRM has one fixed host (the core redirects it to a sandbox when overridden)."""
+    return API_URL
 
 
 @hookimpl

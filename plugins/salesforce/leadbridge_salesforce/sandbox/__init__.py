@@ -73,7 +73,8 @@ class SalesforceSandbox(Sandbox):
         self.password_flow_blocked = False
         self.password_expired = False
         self.client_credentials_on_login_host = False  # True: answer as login.salesforce.com does
-        self.instance_url: str | None = None  # None: this server's own URL
+        #: the data host the token answer names (a real-looking one: the core redirects calls here)
+        self.instance_url = "https://leadbridge-sandbox.my.salesforce.com"
         self.extra_token_fields: dict[str, str] = {}
         self.versions = list(VERSIONS)
         self.logins = 0
@@ -336,7 +337,7 @@ class SalesforceSandbox(Sandbox):
             self.sessions[token] = (self.token_generation, clocks.monotonic())
         body = {
             "access_token": token,
-            "instance_url": self.instance_url or request.host_url.rstrip("/"),
+            "instance_url": self.instance_url,
             "id": f"https://login.salesforce.com/id/{ORG_ID}/{USER_ID}",
             "token_type": "Bearer",
             "issued_at": str(int(clocks.wall_time() * 1000)),
