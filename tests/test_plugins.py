@@ -432,3 +432,23 @@ def test_broken_plugin_shows_as_broken_while_the_app_runs(
         proc.wait(timeout=30)
         if proc.stdout:
             proc.stdout.close()
+
+
+def test_the_core_refuses_an_object_the_connector_did_not_declare(app_ctx, connection, sandbox) -> None:
+    """``object_type`` is checked once, in ``Plugins.call``: unknown, wrong kind or wrong direction
+    never reach the connector (no vendor call is made)."""
+    from leadbridge.connections import client_for, view
+    from leadbridge.errors import ConfigError
+    from leadbridge.state import get_plugins
+
+    plugins, cv, client = get_plugins(), view(connection), client_for(connection)
+    sandbox.reset_calls()
+    with pytest.raises(ConfigError, match="has no object 'Deal'"):
+        plugins.call(cv, "fetch_contacts", client=client, object_type="Deal", since=None, cursor=None)
+    with pytest.raises(ConfigError, match="company is not a contact object"):
+        plugins.call(cv, "upsert_contact", client=client, object_type="company", contacts=[])
+    with pytest.raises(ConfigError, match="contact is not a company object"):
+        plugins.call(cv, "fetch_companies", client=client, object_type="contact", since=None, cursor=None)
+    assert sandbox.count_calls() == 0
+    page = plugins.call(cv, "fetch_contacts", client=client, object_type="contact", since=None, cursor=None)
+    assert page is not None

@@ -25,8 +25,9 @@ from packaging.utils import canonicalize_name
 
 from . import PROJECT_NAME, __version__, hookspecs
 from .connection_view import ConnectionView
-from .errors import ConnectionDisabled, NotSupported, PluginError
+from .errors import ConfigError, ConnectionDisabled, NotSupported, PluginError
 from .metadata import ConnectorInfo, validate_info
+from .types import Direction, HubKind
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +220,8 @@ class Plugins:
             raise ConnectionDisabled(f"connection {connection.name!r} is disabled")
         if not self.implements(connection.plugin, hook):
             raise NotSupported(f"{connection.plugin} does not implement {hook}()")
+        if kwargs.get("object_type") is not None:
+            check_object(self.info(connection.plugin), hook, str(kwargs["object_type"]))
         return self._plugin_caller(connection.plugin, hook)(connection=connection, **kwargs)
 
     def call_optional(self, connection: ConnectionView, hook: str, **kwargs: Any) -> Any:
@@ -226,6 +229,39 @@ class Plugins:
         if not self.implements(connection.plugin, hook):
             return None
         return self.call(connection, hook, **kwargs)
+
+
+#: Hooks taking an ``object_type``: the kind of object each accepts and the direction it needs.
+OBJECT_HOOKS: dict[str, tuple[HubKind | None, Direction | None]] = {
+    "field_types": (None, None),
+    "fetch_contacts": (HubKind.CONTACT, Direction.FROM_CRM),
+    "upsert_contact": (HubKind.CONTACT, Direction.TO_CRM),
+    "delete_contacts": (HubKind.CONTACT, Direction.TO_CRM),
+    "fetch_companies": (HubKind.COMPANY, Direction.FROM_CRM),
+    "upsert_company": (HubKind.COMPANY, Direction.TO_CRM),
+    "fetch_campaign_members": (HubKind.CONTACT, Direction.FROM_CRM),
+}
+
+
+def check_object(info: ConnectorInfo, hook: str, object_type: str) -> None:
+    """Refuse an ``object_type`` the connector did not declare, of the wrong kind for ``hook``, or
+    one that does not flow the way the hook moves data (the core checks it once, for every connector).
+
+    :raises ConfigError: saying what is wrong; nothing reaches the connector.
+    """
+    rule = OBJECT_HOOKS.get(hook)
+    if rule is None:
+        return
+    spec = next((o for o in info.objects if o.name == object_type), None)
+    if spec is None:
+        names = ", ".join(o.name for o in info.objects)
+        raise ConfigError(f"{info.display_name} has no object {object_type!r} (it has: {names})")
+    kind, flow = rule
+    if kind is not None and spec.hub_kind is not kind:
+        raise ConfigError(f"{info.display_name} {object_type} is not a {kind.value} object ({hook})")
+    if flow is not None and not any(d.includes(flow) for d in spec.directions):
+        what = "written to" if flow is Direction.TO_CRM else "read from"
+        raise ConfigError(f"{info.display_name} {object_type} records are never {what} {info.display_name}")
 
 
 def _provider(ep: importlib_metadata.EntryPoint) -> str:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import requests
 from leadbridge import hookimpl
 from leadbridge.connection_view import ConnectionView
-from leadbridge.errors import ConfigError, LeadbridgeError
+from leadbridge.errors import LeadbridgeError
 from leadbridge.http import VendorClient
 from leadbridge.metadata import ConnectorInfo
 from leadbridge.types import Campaign, Contact, Credentials, Page, RecordResult, RemoteField
@@ -25,11 +25,6 @@ if TYPE_CHECKING:
     from .sandbox import ConstantContactSandbox
 
 __version__ = INFO.version
-
-
-def _check_object(object_type: str) -> None:
-    if object_type != "contact":
-        raise ConfigError(f"Constant Contact has no object {object_type!r}")
 
 
 @hookimpl
@@ -68,7 +63,6 @@ def classify_error(connection: ConnectionView, response: requests.Response) -> L
 
 @hookimpl
 def field_types(connection: ConnectionView, client: VendorClient, object_type: str) -> list[RemoteField]:
-    _check_object(object_type)
     return fields.remote_fields(fields.load_custom_fields(client))
 
 
@@ -85,7 +79,6 @@ def fetch_contacts(
     since: datetime | None,
     cursor: str | None,
 ) -> Page[Contact]:
-    _check_object(object_type)
     return contacts.fetch_contacts(client, since, cursor)
 
 
@@ -100,7 +93,6 @@ def fetch_campaign_members(
 def upsert_contact(
     connection: ConnectionView, client: VendorClient, object_type: str, contacts: Sequence[Contact]
 ) -> list[RecordResult]:
-    _check_object(object_type)
     return _contacts.upsert_contacts(connection, client, contacts)
 
 
@@ -108,7 +100,6 @@ def upsert_contact(
 def delete_contacts(
     connection: ConnectionView, client: VendorClient, object_type: str, remote_ids: Sequence[str]
 ) -> list[RecordResult]:
-    _check_object(object_type)
     return _contacts.delete_contacts(client, remote_ids)
 
 

@@ -14,7 +14,7 @@ from datetime import datetime
 import requests
 from leadbridge import hookimpl
 from leadbridge.connection_view import ConnectionView
-from leadbridge.errors import ConfigError, LeadbridgeError
+from leadbridge.errors import LeadbridgeError
 from leadbridge.http import VendorClient
 from leadbridge.metadata import ConnectorInfo
 from leadbridge.sandbox import Sandbox
@@ -96,7 +96,6 @@ def fetch_contacts(
     cursor: str | None,
 ) -> Page[Contact]:
     """One page of contacts changed since ``since`` (``Person.Modified`` window), oldest first."""
-    _contact_object(object_type)
     return reads.fetch_contacts(client, since, cursor, size=_page_size(connection))
 
 
@@ -129,7 +128,6 @@ def upsert_contact(
     connection: ConnectionView, client: VendorClient, object_type: str, contacts: Sequence[Contact]
 ) -> list[RecordResult]:
     """Find each contact by id or email (created under its account when missing); changed fields only."""
-    _contact_object(object_type)
     return writes.upsert_contacts(connection, client, contacts)
 
 
@@ -138,7 +136,6 @@ def delete_contacts(
     connection: ConnectionView, client: VendorClient, object_type: str, remote_ids: Sequence[str]
 ) -> list[RecordResult]:
     """Delete contacts; one already gone counts as deleted."""
-    _contact_object(object_type)
     return writes.delete_contacts(client, remote_ids)
 
 
@@ -172,8 +169,3 @@ def _page_size(connection: ConnectionView) -> int:
         return max(1, min(1000, int(connection.options.get("page_size") or PAGE_SIZE)))
     except (TypeError, ValueError):
         return PAGE_SIZE
-
-
-def _contact_object(object_type: str) -> None:
-    if object_type != "contact":
-        raise ConfigError(f"PlanMill people are 'contact', not {object_type!r}")

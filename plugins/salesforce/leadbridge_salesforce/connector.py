@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import requests
 from leadbridge import hookimpl
 from leadbridge.connection_view import ConnectionView
-from leadbridge.errors import ConfigError, LeadbridgeError
+from leadbridge.errors import LeadbridgeError
 from leadbridge.http import VendorClient
 from leadbridge.metadata import ConnectorInfo
 from leadbridge.types import (
@@ -18,7 +18,6 @@ from leadbridge.types import (
     Company,
     Contact,
     Credentials,
-    Outcome,
     Page,
     RateUsage,
     RecordResult,
@@ -89,8 +88,6 @@ def read_rate_limits(connection: ConnectionView, response: requests.Response) ->
 
 @hookimpl
 def field_types(connection: ConnectionView, client: VendorClient, object_type: str) -> list[RemoteField]:
-    if object_type not in {"Lead", "Contact", "Account", "Task", "Campaign", "CampaignMember"}:
-        raise ConfigError(f"Salesforce has no object {object_type!r} in leadbridge")
     api = SalesforceApi(connection, client)
     return fields.remote_fields(connection, object_type, api.describe(object_type, fresh=True))
 
@@ -129,18 +126,8 @@ def fetch_campaign_members(
 def upsert_contact(
     connection: ConnectionView, client: VendorClient, object_type: str, contacts: Sequence[Contact]
 ) -> list[RecordResult]:
-    if object_type != "Lead":
-        # The brief: contacts are the sales team's; leadbridge only reads them.
-        return [
-            RecordResult(
-                Outcome.SKIPPED,
-                ref=c.ref,
-                remote_id=c.remote_id,
-                code="READ_ONLY_OBJECT",
-                reason=f"{object_type} records are never written to Salesforce",
-            )
-            for c in contacts
-        ]
+    # Only Leads reach here: Contacts are declared import-only (the brief: they are the sales
+    # team's), so the core refuses to write them before any call.
     return writes.upsert_leads(connection, SalesforceApi(connection, client), contacts)
 
 
@@ -148,16 +135,6 @@ def upsert_contact(
 def delete_contacts(
     connection: ConnectionView, client: VendorClient, object_type: str, remote_ids: Sequence[str]
 ) -> list[RecordResult]:
-    if object_type != "Lead":
-        return [
-            RecordResult(
-                Outcome.SKIPPED,
-                remote_id=r,
-                code="READ_ONLY_OBJECT",
-                reason=f"{object_type} records are never deleted by leadbridge",
-            )
-            for r in remote_ids
-        ]
     return writes.delete_records(SalesforceApi(connection, client), remote_ids)
 
 

@@ -228,8 +228,6 @@ def fetch_contacts(
     since: datetime | None,
     cursor: str | None,
 ) -> Page[Contact]:
-    if object_type not in ("Lead", "Contact"):
-        raise ConfigError(f"Salesforce has no person object {object_type!r} in leadbridge")
     rows, following, types = fetch_page(connection, api, object_type, since, cursor)
     contacts = [to_contact(r, types) for r in rows]
     if object_type == "Lead":

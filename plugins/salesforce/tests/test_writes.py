@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from leadbridge.db import db
+from leadbridge.errors import ConfigError
 from leadbridge.models import Connection
 from leadbridge.testing import ConnectorHarness
 from leadbridge.types import Action, Company, Contact, Outcome
@@ -118,8 +119,10 @@ def test_deleting_leads_and_leaving_contacts_alone(
 
 
 def test_contacts_are_never_written(harness: ConnectorHarness, sandbox: SalesforceSandbox) -> None:
-    results = harness.call("upsert_contact", object_type="Contact", contacts=[_lead(1)])
-    assert results[0].outcome is Outcome.SKIPPED and results[0].code == "READ_ONLY_OBJECT"
+    with pytest.raises(ConfigError, match="Contact records are never written to Salesforce"):
+        harness.call("upsert_contact", object_type="Contact", contacts=[_lead(1)])
+    with pytest.raises(ConfigError, match="never written"):
+        harness.call("delete_contacts", object_type="Contact", remote_ids=["003x"])
     assert sandbox.count_calls("POST") == 0 and sandbox.count_calls("PATCH") == 0
 
 
