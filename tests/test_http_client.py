@@ -445,3 +445,11 @@ def test_first_request_goes_to_the_host_the_login_named(
     assert response.status_code == 200
     assert client.stats.calls == 1
     assert calls(sandbox, "/api/fields") == 1
+
+
+def test_the_run_cache_lives_with_its_client_and_is_shared_by_derived_clients() -> None:
+    client = VendorClient("https://vendor.example.com/")
+    client.run_cache("accounts")["acme"] = "42"
+    assert client.unauthenticated().run_cache("accounts") == {"acme": "42"}
+    assert client.with_auth(None).run_cache("accounts")["acme"] == "42"
+    assert VendorClient("https://vendor.example.com/").run_cache("accounts") == {}  # the next run

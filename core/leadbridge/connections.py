@@ -282,17 +282,7 @@ def client_for(
         auth = AuthManager(
             authenticate, load=load, save=save, lock_key=(app.name, id(app), conn_id), renew_lock=renew_lock
         )
-    client = VendorClient(
-        base,
-        auth=auth,
-        pacer=pacer,
-        classify_error=classify,
-        read_rate_limits=read_limits,
-        on_exchange=on_exchange,
-        stats=stats,
-        session=bare.session,
-        override=cv.base_url_override,
-    )
+    client = bare.with_auth(auth)
     if auth is not None:
         # Some vendors name the API host in the token answer (Salesforce's instance_url): ask the
         # connector again whenever the credentials change, as the api_base_url hookspec promises.

@@ -125,6 +125,8 @@ class VendorClient:
         self.stats = stats or CallStats()
         self._sleep = sleep or clocks.sleep
         self._local = threading.local()
+        self._run_caches: dict[str, dict[Any, Any]] = {}
+        self._run_caches_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"VendorClient({self.base_url!r})"
@@ -135,8 +137,16 @@ class VendorClient:
         ``base_url`` aims it at another host of the same vendor (a login host); the connector must
         have built that URL from validated settings, never from free text.
         """
-        return VendorClient(
-            base_url or self.base_url,
+        return self._derived(base_url or self.base_url, auth=None)
+
+    def with_auth(self, auth: AuthManager | None) -> VendorClient:
+        """The same client (session, pacer, stats, hooks, caches) sending ``auth``'s credentials."""
+        return self._derived(self.base_url, auth=auth)
+
+    def _derived(self, base_url: str, *, auth: AuthManager | None) -> VendorClient:
+        derived = VendorClient(
+            base_url,
+            auth=auth,
             pacer=self.pacer,
             classify_error=self.classify_error,
             read_rate_limits=self.read_rate_limits,
@@ -145,11 +155,25 @@ class VendorClient:
             max_attempts=self.max_attempts,
             backoff_base=self.backoff_base,
             backoff_cap=self.backoff_cap,
+            max_retry_after=self.max_retry_after,
             session=self.session,
             stats=self.stats,
             sleep=self._sleep,
             override=self.override,
         )
+        derived._run_caches, derived._run_caches_lock = self._run_caches, self._run_caches_lock
+        return derived
+
+    def run_cache(self, name: str) -> dict[Any, Any]:
+        """A dict named ``name`` that lives exactly as long as this client.
+
+        The core builds one client per run (and per panel request), so this is where a connector
+        keeps lookups a run repeats (account ids by name, a schema read once): they never leak into
+        the next run, which sees what the admin changed meanwhile. Clients derived from this one
+        (:meth:`unauthenticated`, :meth:`with_auth`) share the caches.
+        """
+        with self._run_caches_lock:
+            return self._run_caches.setdefault(name, {})
 
     # -- convenience verbs -------------------------------------------------------------------
 

@@ -14,9 +14,10 @@ from typing import Any
 
 from leadbridge.errors import TransientError
 from leadbridge.http import VendorClient
+from leadbridge.toolkit.paging import read_all
 from leadbridge.types import Contact, Outcome, RecordResult
 
-from .fields import CustomFields, import_row, next_link, parse_time
+from .fields import CustomFields, import_row, pager, parse_time
 from .info import BULK_MAX_BYTES, BULK_MAX_ROWS
 
 #: Stay clearly below the 4 MB cap: the vendor counts the whole body, not just the rows.
@@ -154,16 +155,11 @@ def _touched_since(client: VendorClient, since: Any) -> dict[str, tuple[str, Any
             **first,
             "updated_after": (since - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
         }
-    params: dict[str, Any] | None = first
     out: dict[str, tuple[str, Any]] = {}
-    path: str | None = "contacts"
-    while path:
-        body = client.get(path, params=params).json()
-        for raw in body.get("contacts") or []:
-            address = ((raw.get("email_address") or {}).get("address") or "").lower()
-            if address:
-                out[address] = (str(raw["contact_id"]), parse_time(raw.get("created_at")))
-        path, params = next_link(client, body), None
+    for raw in read_all(client, pager("contacts"), "contacts", first):
+        address = ((raw.get("email_address") or {}).get("address") or "").lower()
+        if address:
+            out[address] = (str(raw["contact_id"]), parse_time(raw.get("created_at")))
     return out
 
 

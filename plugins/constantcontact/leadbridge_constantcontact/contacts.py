@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +11,7 @@ from leadbridge import clock as clocks
 from leadbridge.connection_view import ConnectionView
 from leadbridge.errors import RecordError
 from leadbridge.http import VendorClient
+from leadbridge.toolkit.paging import PageRead, decode_cursor, encode_cursor, read_all, read_page, with_extra
 from leadbridge.types import Campaign, Contact, Outcome, Page, RecordResult
 
 from . import bulk
@@ -23,7 +21,7 @@ from .fields import (
     contact_from_cc,
     create_body,
     custom_fields_for,
-    next_link,
+    pager,
     problems,
     put_body,
     sign_up_body,
@@ -39,12 +37,13 @@ def iso_z(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def _page(client: VendorClient, path: str, params: dict[str, Any] | None) -> Page[Contact]:
+CONTACTS = pager("contacts")
+
+
+def _contacts(client: VendorClient, page: PageRead) -> list[Contact]:
     # 202 "processing" carries the same body as 200: keep paging.
-    body = client.get(path, params=params).json()
     custom = custom_fields_for(client)
-    items = [contact_from_cc(raw, custom) for raw in body.get("contacts") or []]
-    return Page(items=items, next_cursor=next_link(client, body))
+    return [contact_from_cc(raw, custom) for raw in page.rows]
 
 
 def fetch_contacts(client: VendorClient, since: datetime | None, cursor: str | None) -> Page[Contact]:
@@ -55,75 +54,42 @@ def fetch_contacts(client: VendorClient, since: datetime | None, cursor: str | N
     paging started; when a page shows a contact changed after that, the listing is read once more
     from ``since`` after the last page (the engine ignores what it already stored).
     """
-    state = _ReadState.decode(cursor) if cursor else _ReadState(since=since, started=clocks.utcnow())
-    if state.href:
-        page = _page(client, state.href, None)
-    else:
-        params: dict[str, Any] = {"status": "all", "include": INCLUDE, "limit": PAGE_LIMIT}
-        if state.since is not None:
-            params["updated_after"] = iso_z(state.since)
-        page = _page(client, "contacts", params)
+    params: dict[str, Any] = {"status": "all", "include": INCLUDE, "limit": PAGE_LIMIT}
+    if since is not None:
+        params["updated_after"] = iso_z(since)
+    first = {"since": since.isoformat() if since else None, "started": clocks.utcnow().isoformat()}
+    if cursor is None or decode_cursor(cursor).get("pager") is not None:
+        page = read_page(client, CONTACTS, "contacts", params, cursor, extra=first)
+    else:  # the re-read after a shifted listing starts over from ``since``
+        again = decode_cursor(cursor)["extra"]
+        if again.get("since"):
+            params["updated_after"] = iso_z(datetime.fromisoformat(again["since"]))
+        page = read_page(client, CONTACTS, "contacts", params, None, extra=again)
+    state = page.extra
+    items = _contacts(client, page)
+    started = datetime.fromisoformat(state["started"])
     # Changed after paging started (server time; a clock ahead of ours only costs an extra read).
-    if any(c.modified_at is not None and c.modified_at > state.started for c in page.items):
-        state.moved = True
+    moved = state.get("moved") or any(c.modified_at is not None and c.modified_at > started for c in items)
     if page.next_cursor is not None:
-        page.next_cursor = replace(state, href=page.next_cursor).encode()
-    elif state.moved and not state.reread:
-        page.next_cursor = _ReadState(since=state.since, started=clocks.utcnow(), reread=True).encode()
-    return page
-
-
-@dataclass(slots=True)
-class _ReadState:
-    """What an incremental read carries from page to page (opaque to the engine)."""
-
-    since: datetime | None
-    started: datetime
-    href: str | None = None
-    moved: bool = False
-    reread: bool = False
-
-    def encode(self) -> str:
-        data = {
-            "href": self.href,
-            "since": self.since.isoformat() if self.since else None,
-            "started": self.started.isoformat(),
-            "moved": self.moved,
-            "reread": self.reread,
-        }
-        return "cc1:" + base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
-
-    @classmethod
-    def decode(cls, cursor: str) -> _ReadState:
-        if not cursor.startswith("cc1:"):  # a bare vendor link
-            return cls(since=None, started=clocks.utcnow(), href=cursor, reread=True)
-        data = json.loads(base64.urlsafe_b64decode(cursor[4:]))
-        since = datetime.fromisoformat(data["since"]) if data.get("since") else None
-        return cls(
-            since,
-            datetime.fromisoformat(data["started"]),
-            data.get("href"),
-            bool(data.get("moved")),
-            bool(data.get("reread")),
-        )
+        return Page(items, with_extra(page, {**state, "moved": moved}))
+    if moved and not state.get("reread"):
+        again = {"since": state.get("since"), "started": clocks.utcnow().isoformat(), "reread": True}
+        return Page(items, encode_cursor({"pager": None, "extra": again}))
+    return Page(items, None)
 
 
 def fetch_list_members(client: VendorClient, list_id: str, cursor: str | None) -> Page[Contact]:
-    if cursor:
-        return _page(client, cursor, None)
-    return _page(client, "contacts", {"lists": list_id, "include": INCLUDE, "limit": PAGE_LIMIT})
+    params = {"lists": list_id, "include": INCLUDE, "limit": PAGE_LIMIT}
+    page = read_page(client, CONTACTS, "contacts", params, cursor)
+    return Page(_contacts(client, page), page.next_cursor)
 
 
 def list_campaigns(client: VendorClient) -> list[Campaign]:
-    out: list[Campaign] = []
-    path: str | None = "contact_lists"
-    params: dict[str, Any] | None = {"include_count": "true", "limit": 1000, "status": "active"}
-    while path:
-        body = client.get(path, params=params).json()
-        for raw in body.get("lists") or []:
-            out.append(Campaign(str(raw["list_id"]), str(raw["name"]), raw.get("membership_count")))
-        path, params = next_link(client, body), None
-    return out
+    params = {"include_count": "true", "limit": 1000, "status": "active"}
+    return [
+        Campaign(str(raw["list_id"]), str(raw["name"]), raw.get("membership_count"))
+        for raw in read_all(client, pager("lists"), "contact_lists", params)
+    ]
 
 
 def ensure_list(connection: ConnectionView, client: VendorClient) -> str:

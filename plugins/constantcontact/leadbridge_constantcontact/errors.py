@@ -8,7 +8,6 @@ single object. 429 carries no headers: ``throttled`` is the 4-per-second limit (
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -22,21 +21,17 @@ from leadbridge.errors import (
     TokenExpired,
     TransientError,
 )
+from leadbridge.toolkit.answers import error_parts
 
 
 def error_detail(response: requests.Response) -> tuple[str | None, str]:
-    """``(error_key, error_message)`` of an error body, whichever shape it has."""
-    try:
-        body: Any = response.json()
-    except ValueError:
-        return None, response.text[:200]
-    if isinstance(body, list) and body and isinstance(body[0], dict):
-        body = body[0]
-    if isinstance(body, dict):
-        key = body.get("error_key") or body.get("error")
-        message = body.get("error_message") or body.get("error_description") or ""
-        return (str(key) if key else None), str(message)
-    return None, str(body)[:200]
+    """``(error_key, error_message)`` of an error body: an object, or a list of them."""
+    message, key = error_parts(
+        response,
+        message=[[0, "error_message"], ["error_message"], ["error_description"]],
+        code=[[0, "error_key"], ["error_key"], ["error"]],
+    )
+    return key, message
 
 
 def next_midnight_utc(now: datetime | None = None) -> datetime:

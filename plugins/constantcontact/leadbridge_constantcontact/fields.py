@@ -6,13 +6,13 @@ Remote field names are the flat names of Constant Contact's own bulk import (``e
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 from leadbridge import clock as clocks
 from leadbridge.http import VendorClient
+from leadbridge.toolkit.paging import NextUrl, read_all, records_at
 from leadbridge.types import Choice, Contact, Direction, FieldType, RemoteField
 
 PHONE_KINDS = ("home", "work", "mobile", "other")
@@ -97,13 +97,12 @@ class CustomFields:
 
 
 #: Definitions per client (one client lives for one run): pages of a run share one read.
-_CACHE: weakref.WeakKeyDictionary[VendorClient, tuple[float, CustomFields]] = weakref.WeakKeyDictionary()
 CACHE_SECONDS = 300.0
 
 
 def custom_fields_for(client: VendorClient) -> CustomFields:
     """The definitions, read at most once per client every :data:`CACHE_SECONDS`."""
-    hit = _CACHE.get(client)
+    hit = client.run_cache("custom_fields").get("all")
     if hit is not None and clocks.monotonic() - hit[0] < CACHE_SECONDS:
         return hit[1]
     return load_custom_fields(client)
@@ -113,36 +112,29 @@ def load_custom_fields(client: VendorClient) -> CustomFields:
     """Every custom field definition, read now (at most 100 per account; no ``updated_after`` filter
     exists, so the whole list is read)."""
     out: dict[str, CustomField] = {}
-    path: str | None = "contact_custom_fields?limit=100"
-    while path:
-        body = client.get(path).json()
-        for raw in body.get("custom_fields") or []:
-            choices = tuple(
-                (str(c.get("choice_id")), str(c.get("choice_label")))
-                for c in sorted(raw.get("choices") or [], key=lambda c: c.get("display_order") or 0)
-            )
-            cf = CustomField(
-                str(raw["custom_field_id"]),
-                str(raw.get("name") or raw["label"]),
-                str(raw["label"]),
-                str(raw.get("type") or "string"),
-                choices,
-            )
-            out[cf.id] = cf
-        path = next_link(client, body)
+    for raw in read_all(client, pager("custom_fields"), "contact_custom_fields", {"limit": 100}):
+        choices = tuple(
+            (str(c.get("choice_id")), str(c.get("choice_label")))
+            for c in sorted(raw.get("choices") or [], key=lambda c: c.get("display_order") or 0)
+        )
+        cf = CustomField(
+            str(raw["custom_field_id"]),
+            str(raw.get("name") or raw["label"]),
+            str(raw["label"]),
+            str(raw.get("type") or "string"),
+            choices,
+        )
+        out[cf.id] = cf
     fields = CustomFields(out)
-    _CACHE[client] = (clocks.monotonic(), fields)
+    client.run_cache("custom_fields")["all"] = (clocks.monotonic(), fields)
     return fields
 
 
-def next_link(client: VendorClient, body: dict[str, Any]) -> str | None:
-    """The absolute URL of the next page: links are host-relative paths that already contain ``/v3``."""
-    href = ((body.get("_links") or {}).get("next") or {}).get("href")
-    if not href:
-        return None
-    base = client.base_url
-    scheme, rest = base.split("://", 1)
-    return f"{scheme}://{rest.split('/', 1)[0]}{href}"
+def pager(records: str) -> NextUrl:
+    """Constant Contact's paging: the list under ``records`` and a host-relative ``_links.next.href``."""
+    return NextUrl(
+        records_at(records), lambda body: ((body.get("_links") or {}).get("next") or {}).get("href")
+    )
 
 
 def remote_fields(custom: CustomFields) -> list[RemoteField]:

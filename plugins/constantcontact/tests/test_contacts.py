@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from leadbridge.errors import QuotaExhausted, RecordError
+from leadbridge.errors import ConfigError, QuotaExhausted
 from leadbridge.types import Contact, FieldType, Outcome
 from leadbridge_constantcontact import bulk
 
@@ -77,14 +77,15 @@ def test_incremental_reads_use_updated_after(harness, sandbox) -> None:
     assert records[0].fields["job_title"] == "Conductor"
 
 
-def test_a_tampered_cursor_is_refused(harness, sandbox, sandbox_server) -> None:
-    with pytest.raises(RecordError, match="cursor"):
+def test_a_tampered_cursor_is_refused_before_any_call(harness, sandbox, sandbox_server) -> None:
+    with pytest.raises(ConfigError, match="cursor"):
         harness.call(
             "fetch_contacts",
             object_type="contact",
             since=None,
             cursor="https://api.cc.email/v3/contacts?cursor=bGltaXQ9MSZuZXh0PTI.0000",
         )
+    assert sandbox.count_calls("GET", "/v3/contacts") == 0
 
 
 def test_hook_upsert_contact_creates_then_updates_by_email_leaving_one_contact(harness, sandbox) -> None:

@@ -11,6 +11,7 @@ from leadbridge.connection_view import ConnectionView
 from leadbridge.errors import ConfigError, LeadbridgeError, QuotaExhausted, RecordError, TokenExpired
 from leadbridge.http import VendorClient
 from leadbridge.http.oauth import client_credentials
+from leadbridge.toolkit.answers import dig, error_body, error_parts
 from leadbridge.types import Credentials
 
 from .urls import token_url
@@ -32,7 +33,7 @@ def authenticate(connection: ConnectionView, client: VendorClient) -> Credential
 
 def _quota(response: requests.Response) -> LeadbridgeError | None:
     """A 429 asking to wait an hour or more (or saying "quota") is a spent allowance: pause the run."""
-    message = str(error_body(response).get("message") or "")
+    message = str(dig(error_body(response), ["message"]) or "")
     try:
         wait = float(response.headers.get("Retry-After") or 0)
     except ValueError:
@@ -45,24 +46,15 @@ def _quota(response: requests.Response) -> LeadbridgeError | None:
     )
 
 
-def error_body(response: requests.Response) -> dict[str, object]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 def classify_error(response: requests.Response) -> LeadbridgeError | None:
     """PlanMill specifics; ``None`` leaves 401/403/404/429/5xx to the core's default rules."""
     if response.status_code == 429:
         return _quota(response)
     if response.status_code != 400:
         return None
-    body = error_body(response)
-    code = str(body.get("code") or "400")
-    message = str(body.get("message") or "bad request")
-    fields = body.get("fields")
+    message, found = error_parts(response, code=[["code"]])
+    code = found or "400"
+    fields = dig(error_body(response), ["fields"])
     if code == VALIDATION_CODE or isinstance(fields, dict):
         detail = "; ".join(f"{k}: {v}" for k, v in fields.items()) if isinstance(fields, dict) else ""
         first = next(iter(fields), None) if isinstance(fields, dict) else None

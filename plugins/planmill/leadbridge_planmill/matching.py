@@ -6,11 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from leadbridge.http import VendorClient
+from leadbridge.toolkit.paging import read_all
 
-from .paging import lookup
-from .runcache import run_cache
-
-SEARCH_SIZE = 50
+from .paging import BY_ID, LOOKUP
 
 
 def name_key(name: str) -> str:
@@ -29,20 +27,20 @@ def find_account(client: VendorClient, name: str) -> dict[str, Any] | None:
     """The account whose name equals ``name`` exactly (normalised); lowest id on ties."""
     key = name_key(name)
     # PlanMill's own integrations search with the whole name; the exact comparison is ours.
-    rows = lookup(client, "accounts", {"searchkey": " ".join(name.split())}, size=SEARCH_SIZE)
+    rows = list(read_all(client, LOOKUP, "accounts", {**BY_ID, "searchkey": " ".join(name.split())}))
     matches = [r for r in rows if isinstance(r.get("name"), str) and name_key(r["name"]) == key]
     return min(matches, key=lambda r: _int(r.get("id")) or 0) if matches else None
 
 
 def account_ids(client: VendorClient) -> dict[str, str]:
     """This run's name-key -> account id memory, so one company is looked up once per run."""
-    return run_cache(client, "account_ids")
+    return client.run_cache("account_ids")
 
 
 def find_contact(client: VendorClient, email: str, account_id: str | None) -> dict[str, Any] | None:
     """The contact with this email (case-insensitive); same account first, then lowest id."""
     wanted = email.strip().casefold()
-    rows = lookup(client, "contacts", {"searchkey": email.strip()}, size=SEARCH_SIZE)
+    rows = list(read_all(client, LOOKUP, "contacts", {**BY_ID, "searchkey": email.strip()}))
     matches = [
         r
         for r in rows

@@ -1,36 +1,27 @@
-"""PlanMill paging: ``rowcount`` + 1-based ``nextrows``, and its trap.
+"""PlanMill paging, declared on the core's pagers: ``rowcount`` + 1-based ``nextrows``, and its trap.
 
 Asked past the end, PlanMill answers with the collection **from the start** instead of an empty
 array, so "loop until empty" never ends. Its largest ``rowcount`` is undocumented too, so a short
-page does not prove the end either. Engine-driven paging therefore sorts by id and goes on until an
-answer is empty or starts at or below the last id already returned (the wrap-around): correct under
-any silent row cap, for the price of one final request. Small lookups ask for one row more than they
-keep instead (a short answer is the end), which is safe because they stay far below any real cap.
+page does not prove the end either. Reads by id therefore sort by id and use the wrap-around guard
+(one final request proves the end under any silent row cap); small lookups ask for one row more
+than they keep (a short answer is the end), safe because they stay far below any real cap.
+Incremental reads page by keyset on the modification time (``nextrows`` only crosses a group of
+equal timestamps).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from leadbridge.errors import TransientError
-from leadbridge.http import VendorClient
+from leadbridge.toolkit.paging import Keyset, Offset, records_at
+
+from .dates import format_dt, parse_dt
 
 PAGE_SIZE = 200
-
-
-@dataclass(slots=True)
-class RowPage:
-    rows: list[dict[str, Any]]
-    next_row: int | None  # the nextrows value of the following page, None at the end
-
-
-def get_rows(client: VendorClient, path: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-    body = client.get(path, params=dict(params)).json()
-    if not isinstance(body, list):
-        raise TransientError(f"PlanMill {path}: expected a list, got {type(body).__name__}")
-    return [row for row in body if isinstance(row, dict)]
+SEARCH_SIZE = 50
+ROWS = records_at()  # PlanMill answers a bare JSON array
+BY_ID = {"sort": "id", "order": 0}
 
 
 def row_id(row: Mapping[str, Any]) -> int:
@@ -40,35 +31,47 @@ def row_id(row: Mapping[str, Any]) -> int:
         return 0
 
 
-def page_by_id(
-    client: VendorClient,
-    path: str,
-    params: Mapping[str, Any],
-    *,
-    next_row: int = 1,
-    after_id: int | None = None,
-    size: int = PAGE_SIZE,
-) -> RowPage:
-    """One page of ``path`` sorted by id; ``next_row`` is ``None`` once the end is proven."""
-    query = {**params, "sort": "id", "order": 0, "rowcount": size, "nextrows": next_row}
-    rows = get_rows(client, path, query)
-    if not rows or (after_id is not None and row_id(rows[0]) <= after_id):
-        return RowPage([], None)  # empty, or wrapped around to the start: the end
-    return RowPage(rows, next_row + len(rows))
+def by_id(size: int = PAGE_SIZE) -> Offset:
+    """Every row of a collection, sorted by id (``BY_ID`` in the params), ended by the wrap-around."""
+    return Offset(
+        ROWS,
+        offset_param="nextrows",
+        size_param="rowcount",
+        size=size,
+        first=1,
+        short_page_ends=False,
+        row_key=row_id,
+    )
 
 
-def lookup(
-    client: VendorClient, path: str, params: Mapping[str, Any], *, size: int = 50
-) -> list[dict[str, Any]]:
-    """Every row of a small filtered lookup (search results), asking one row more than kept."""
-    rows: list[dict[str, Any]] = []
-    next_row = 1
-    while True:
-        query = {**params, "sort": "id", "order": 0, "rowcount": size + 1, "nextrows": next_row}
-        page = get_rows(client, path, query)
-        if rows and page and row_id(page[0]) <= row_id(rows[-1]):
-            return rows  # wrapped around
-        rows.extend(page[:size])
-        if len(page) <= size:
-            return rows
-        next_row += size
+#: Small filtered lookups (search results): one row more than kept, so a short answer is the end.
+LOOKUP = Offset(
+    ROWS, offset_param="nextrows", size_param="rowcount", size=SEARCH_SIZE, first=1, peek=True, row_key=row_id
+)
+
+
+def _modified(row: Mapping[str, Any]) -> str | None:
+    when = parse_dt(row.get("modified"))
+    return format_dt(when) if when is not None else None
+
+
+def changed(interval: str, size: int = PAGE_SIZE) -> Keyset:
+    """Rows modified in a window, by the resource's modification interval (``Person.Modified``)."""
+    return Keyset(
+        ROWS,
+        window=lambda start, finish: {
+            "interval": interval,
+            "intervalstart": start,
+            "intervalfinish": finish,
+            "sort": "modified",
+            "order": 0,
+        },
+        modified=_modified,
+        row_id=row_id,
+        format_time=format_dt,
+        size_param="rowcount",
+        size=size,
+        offset_param="nextrows",
+        first=1,
+        short_page_ends=False,
+    )

@@ -1,31 +1,22 @@
 """Reads: campaigns and their members (list import), and changed contacts/accounts (scheduled pull).
 
-The incremental pull pages by keyset on the modification time inside a window fixed at the first
-page: each request asks from the last modification time seen (inclusive, so equal timestamps are
-never lost) and drops the ids already returned at that instant. ``nextrows`` stays 1, so PlanMill's
-wrap-around paging cannot bite, and records changed during the run fall outside the window instead
-of shifting pages (the next run picks them up).
+Paging is declared in :mod:`.paging` (the core's pagers walk it and keep the cursor).
 """
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from leadbridge import clock as clocks
 from leadbridge.errors import ConfigError
 from leadbridge.http import VendorClient
+from leadbridge.toolkit.paging import read_page
 from leadbridge.types import Campaign, Company, Contact, Page
 
-from .dates import format_dt, parse_dt
+from .dates import parse_dt
 from .fields import to_hub
-from .paging import PAGE_SIZE, RowPage, get_rows, page_by_id, row_id
-from .runcache import run_cache
+from .paging import BY_ID, PAGE_SIZE, ROWS, by_id, changed
 
-EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-MAX_STEPS = 200  # requests spent crossing one group of equal timestamps before giving up
-OVERLAP = 2
 SKIP_FIELDS = frozenset({"id"})
 
 
@@ -56,7 +47,7 @@ def company_from_row(row: dict[str, Any]) -> Company:
 
 
 def list_campaigns(client: VendorClient) -> list[Campaign]:
-    rows = get_rows(client, "campaigns", {"sort": "id", "order": 0, "rowcount": 1000})
+    rows = ROWS(client.get("campaigns", params={**BY_ID, "rowcount": 1000}).json())
     return [
         Campaign(
             remote_id=str(r["id"]),
@@ -75,16 +66,8 @@ def fetch_campaign_members(
         campaign = int(campaign_id)
     except ValueError:
         raise ConfigError(f"PlanMill campaign id must be a number, got {campaign_id!r}") from None
-    state: dict[str, Any] = json.loads(cursor) if cursor else {"next": 1, "after": None}
-    page = page_by_id(
-        client,
-        "contacts",
-        {"campaigns": campaign},
-        next_row=int(state["next"]),
-        after_id=state["after"],
-        size=size,
-    )
-    return Page([contact_from_row(r) for r in page.rows], _id_cursor(page))
+    page = read_page(client, by_id(size), "contacts", {**BY_ID, "campaigns": campaign}, cursor)
+    return Page([contact_from_row(r) for r in page.rows], page.next_cursor)
 
 
 # -- incremental pulls ---------------------------------------------------------------------------
@@ -93,8 +76,8 @@ def fetch_campaign_members(
 def fetch_contacts(
     client: VendorClient, since: datetime | None, cursor: str | None, *, size: int = PAGE_SIZE
 ) -> Page[Contact]:
-    rows, next_cursor = _changed_rows(client, "contacts", "Person.Modified", since, cursor, size)
-    return Page([contact_from_row(r) for r in rows], next_cursor)
+    page = read_page(client, changed("Person.Modified", size), "contacts", {}, cursor, since=since)
+    return Page([contact_from_row(r) for r in page.rows], page.next_cursor)
 
 
 def fetch_companies(
@@ -106,18 +89,15 @@ def fetch_companies(
             # /accounts/meta offers no modification filter on this tenant: scanning every account
             # on every scheduled run would cost a full read each time, so only full syncs read them.
             return Page([], None)
-        state: dict[str, Any] = json.loads(cursor) if cursor else {"next": 1, "after": None}
-        page = page_by_id(
-            client, "accounts", {}, next_row=int(state["next"]), after_id=state["after"], size=size
-        )
-        return Page([company_from_row(r) for r in page.rows], _id_cursor(page))
-    rows, next_cursor = _changed_rows(client, "accounts", interval, since, cursor, size)
-    return Page([company_from_row(r) for r in rows], next_cursor)
+        page = read_page(client, by_id(size), "accounts", BY_ID, cursor)
+        return Page([company_from_row(r) for r in page.rows], page.next_cursor)
+    page = read_page(client, changed(interval, size), "accounts", {}, cursor, since=since)
+    return Page([company_from_row(r) for r in page.rows], page.next_cursor)
 
 
 def account_interval(client: VendorClient) -> str | None:
     """The modification-interval name ``/accounts/meta`` declares, if any (tenant-specific)."""
-    cache = run_cache(client, "meta")
+    cache = client.run_cache("meta")
     if "accounts" not in cache:
         meta = client.get("accounts/meta").json()
         found = None
@@ -134,72 +114,6 @@ def account_interval(client: VendorClient) -> str | None:
         cache["accounts"] = found
     result = cache["accounts"]
     return str(result) if result else None
-
-
-def _changed_rows(
-    client: VendorClient, res: str, interval: str, since: datetime | None, cursor: str | None, size: int
-) -> tuple[list[dict[str, Any]], str | None]:
-    if cursor:
-        state = json.loads(cursor)
-    else:
-        start = (since or EPOCH).astimezone(UTC)
-        state = {"start": format_dt(start), "finish": format_dt(clocks.utcnow()), "seen": [], "skip": 0}
-    seen = {int(i) for i in state["seen"]}
-    skip = int(state.get("skip") or 0)
-    fresh: list[dict[str, Any]] = []
-    for _ in range(MAX_STEPS):
-        rows = get_rows(
-            client,
-            res,
-            {
-                "interval": interval,
-                "intervalstart": state["start"],
-                "intervalfinish": state["finish"],
-                "sort": "modified",
-                "order": 0,
-                "rowcount": size + max(0, len(seen) - skip),
-                "nextrows": skip + 1,
-            },
-        )
-        if not rows:
-            return [], None
-        if skip == 0:
-            state["first"] = row_id(rows[0])
-        elif row_id(rows[0]) == state.get("first"):
-            return [], None  # asked past the end: PlanMill wrapped around to the start
-        fresh = [r for r in rows if row_id(r) not in seen]
-        if fresh:
-            break
-        # Only rows already returned: a group of equal timestamps larger than PlanMill's (unknown)
-        # row cap. Step over it by offset, overlapping a little in case a row left the window.
-        skip += max(1, len(rows) - OVERLAP)
-    else:
-        return [], None
-    last_dt = parse_dt(fresh[-1].get("modified"))
-    if last_dt is None:
-        return fresh, None  # no timestamp to page on; the engine's next run resumes from its checkpoint
-    last = format_dt(last_dt)
-    same = {
-        row_id(r) for r in fresh if (d := parse_dt(r.get("modified"))) is not None and format_dt(d) == last
-    }
-    if last == state["start"]:
-        same |= seen  # still inside one instant: remember everything returned at it
-    else:
-        skip, state["first"] = 0, None
-    next_state = {
-        "start": last,
-        "finish": state["finish"],
-        "seen": sorted(same),
-        "skip": skip,
-        "first": state.get("first"),
-    }
-    return fresh, json.dumps(next_state)
-
-
-def _id_cursor(page: RowPage) -> str | None:
-    if page.next_row is None or not page.rows:
-        return None
-    return json.dumps({"next": page.next_row, "after": row_id(page.rows[-1])})
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -14,7 +14,6 @@ from leadbridge.types import Action, Company, Contact, Outcome, RecordResult
 from .fields import ACTION_WRITABLE, to_planmill, writable_body
 from .info import DEFAULT_ACCOUNT
 from .matching import account_ids, find_account, find_contact, name_key
-from .runcache import run_cache
 
 ACTION_TYPES = {
     "call": 1,
@@ -85,7 +84,7 @@ def _upsert_company(client: VendorClient, company: Company) -> RecordResult:
                 return _update(client, "accounts", company.remote_id, current, body, company.ref)
         remote_id, created = ensure_account(client, company.name, body)
         if created:
-            warning = run_cache(client, "account_warnings").pop(remote_id, None)
+            warning = client.run_cache("account_warnings").pop(remote_id, None)
             return RecordResult(Outcome.CREATED, ref=company.ref, remote_id=remote_id, reason=warning)
         return RecordResult(Outcome.UNCHANGED, ref=company.ref, remote_id=remote_id)
     except (RecordError, ValueError) as exc:
@@ -124,7 +123,7 @@ def ensure_account(
             client.post(f"accounts/{remote_id}", json=dict(body or {}))
         except RecordError as exc:
             # The account exists either way: report it created, with what PlanMill refused.
-            run_cache(client, "account_warnings")[remote_id] = f"created without some fields: {exc}"
+            client.run_cache("account_warnings")[remote_id] = f"created without some fields: {exc}"
     known[key] = remote_id
     return remote_id, True
 

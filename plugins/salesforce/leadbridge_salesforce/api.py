@@ -7,8 +7,6 @@ sObject Collections (200 records per call) and a short-lived describe cache.
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -16,20 +14,18 @@ from urllib.parse import quote
 from leadbridge.connection_view import ConnectionView
 from leadbridge.errors import TransientError
 from leadbridge.http import VendorClient
+from leadbridge.toolkit.paging import NextUrl, PageRead, read_page, records_at
 
 from .errors import from_answer
 from .hosts import checked_instance_url
 from .info import DEFAULT_API_VERSION
 
+#: A query answer's rows, and the next page's host-relative URL until ``done``.
+QUERY_PAGES = NextUrl(
+    records_at("records"), lambda body: None if body.get("done", True) else body.get("nextRecordsUrl")
+)
 COLLECTION_SIZE = 200  # sObject Collections' hard limit per call
 COMPOSITE_SIZE = 25  # sub-requests per Composite call (one API call)
-
-# Describe answers kept for the life of one client (one run, one panel request): a run reads each
-# object's schema once, and the next run sees fields the admin added meanwhile.
-_describe_cache: weakref.WeakKeyDictionary[VendorClient, dict[tuple[str, str], dict[str, Any]]] = (
-    weakref.WeakKeyDictionary()
-)
-_cache_lock = threading.Lock()
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -63,6 +59,11 @@ class SalesforceApi:
         """The first page of a query (``queryAll`` sees deleted rows too)."""
         resource = "queryAll" if include_deleted else "query"
         return self._json(self.client.get(self.prefix + resource, params={"q": soql}))
+
+    def query_page(self, soql: str | None, cursor: str | None, *, include_deleted: bool = False) -> PageRead:
+        """One page of a query; ``cursor`` (``None`` first) follows ``nextRecordsUrl``."""
+        resource = "queryAll" if include_deleted else "query"
+        return read_page(self.client, QUERY_PAGES, self.prefix + resource, {"q": soql}, cursor)
 
     def next_page(self, next_records_url: str) -> dict[str, Any]:
         """The page behind a ``nextRecordsUrl`` (an absolute path on the instance host)."""
@@ -100,14 +101,14 @@ class SalesforceApi:
 
     def describe(self, sobject: str, *, fresh: bool = False) -> dict[str, Any]:
         """``/sobjects/{T}/describe``, read once per client unless ``fresh`` (the mapping screen)."""
+        # Kept for the life of the client (one run, one panel request): the next run sees fields
+        # the admin added meanwhile.
+        cached = self.client.run_cache("describe")
         key = (self.client.base_url + self.version, sobject)
-        with _cache_lock:
-            cached = _describe_cache.setdefault(self.client, {})
-            if not fresh and key in cached:
-                return cached[key]
+        if not fresh and key in cached:
+            return cached[key]  # type: ignore[no-any-return]
         data = self._json(self.client.get(f"{self.prefix}sobjects/{sobject}/describe"))
-        with _cache_lock:
-            _describe_cache.setdefault(self.client, {})[key] = data
+        cached[key] = data
         return data
 
     # -- writes --------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from leadbridge.errors import (
     TokenExpired,
     TransientError,
 )
+from leadbridge.toolkit.answers import error_body
 from leadbridge.types import RateUsage
 
 _USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
@@ -40,11 +41,7 @@ def first_error(body: Any) -> dict[str, Any]:
 
 
 def classify(response: requests.Response) -> LeadbridgeError | None:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    return from_answer(response.status_code, body)
+    return from_answer(response.status_code, error_body(response))
 
 
 # A query the connector built that Salesforce cannot run: a human must fix the org or settings.

@@ -8,7 +8,6 @@ Salesforce's ``nextRecordsUrl``.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from datetime import datetime
@@ -87,14 +86,9 @@ def fetch_page(
     """One page of rows, the next cursor, and the Salesforce type of every field."""
     describe = api.describe(object_type)
     types = {name: str(f["type"]) for name, f in field_map(describe).items()}
-    if cursor:
-        state = json.loads(cursor)
-        page = api.next_page(str(state["next"]))
-    else:
-        statement, include_deleted = first_query(connection, api, object_type, since)
-        page = api.query(statement, include_deleted=include_deleted)
-    following = page.get("nextRecordsUrl") if not page.get("done", True) else None
-    return list(page.get("records", [])), json.dumps({"next": following}) if following else None, types
+    statement, include_deleted = (None, False) if cursor else first_query(connection, api, object_type, since)
+    page = api.query_page(statement, cursor, include_deleted=include_deleted)
+    return page.rows, page.next_cursor, types
 
 
 def _modified(row: dict[str, Any]) -> datetime | None:
@@ -281,15 +275,12 @@ MEMBER_FIELDS = (
 
 
 def fetch_campaign_members(api: SalesforceApi, campaign_id: str, cursor: str | None) -> Page[Contact]:
-    if cursor:
-        page = api.next_page(str(json.loads(cursor)["next"]))
-    else:
-        statement = soql.select(
-            MEMBER_FIELDS, "CampaignMember", f"CampaignId = {soql.quote(campaign_id)}", ("Id",)
-        )
-        page = api.query(statement)
+    statement = soql.select(
+        MEMBER_FIELDS, "CampaignMember", f"CampaignId = {soql.quote(campaign_id)}", ("Id",)
+    )
+    page = api.query_page(statement, cursor)
     members = []
-    for row in page.get("records", []):
+    for row in page.rows:
         person = row.get("Lead") if row.get("LeadId") else row.get("Contact")
         person = person or {}
         object_type = "Lead" if row.get("LeadId") else "Contact"
@@ -309,5 +300,4 @@ def fetch_campaign_members(api: SalesforceApi, campaign_id: str, cursor: str | N
         if person.get("AccountId"):
             member.company = Company(name="", remote_id=str(person["AccountId"]))
         members.append(member)
-    following = page.get("nextRecordsUrl") if not page.get("done", True) else None
-    return Page(members, json.dumps({"next": following}) if following else None)
+    return Page(members, page.next_cursor)

@@ -31,6 +31,8 @@ from leadbridge.metadata import (
     Setting,
     SettingType,
 )
+from leadbridge.toolkit.answers import error_parts
+from leadbridge.toolkit.paging import CursorParam, read_page, records_at
 from leadbridge.types import (
     Action,
     Campaign,
@@ -230,22 +232,22 @@ def fetch_contacts(
     client: VendorClient, object_type: str, since: datetime | None, cursor: str | None
 ) -> Page[Contact]:
     """One page of contacts changed since ``since``, oldest change first, deletions included."""
-    body = client.get("api/contacts", params=_list_params(since, cursor)).json()
-    return Page([_contact(raw) for raw in body["data"]], body.get("next_cursor"))
+    page = read_page(client, PAGES, "api/contacts", _list_params(since), cursor)
+    return Page([_contact(raw) for raw in page.rows], page.next_cursor)
 
 
 @hookimpl
 def fetch_companies(client: VendorClient, since: datetime | None, cursor: str | None) -> Page[Company]:
     """One page of companies changed since ``since``, oldest change first."""
-    body = client.get("api/companies", params=_list_params(since, cursor)).json()
-    return Page([_company(raw) for raw in body["data"]], body.get("next_cursor"))
+    page = read_page(client, PAGES, "api/companies", _list_params(since), cursor)
+    return Page([_company(raw) for raw in page.rows], page.next_cursor)
 
 
 @hookimpl
 def fetch_campaign_members(client: VendorClient, campaign_id: str, cursor: str | None) -> Page[Contact]:
     """One page of a campaign's members (people without an email included)."""
-    body = client.get(f"api/campaigns/{campaign_id}/members", params=_list_params(None, cursor)).json()
-    return Page([_contact(raw) for raw in body["data"]], body.get("next_cursor"))
+    page = read_page(client, PAGES, f"api/campaigns/{campaign_id}/members", _list_params(None), cursor)
+    return Page([_contact(raw) for raw in page.rows], page.next_cursor)
 
 
 # -- writes -------------------------------------------------------------------------------------
@@ -344,11 +346,7 @@ def verify_signature(body: bytes, header: str, secret: str) -> bool:
 
 
 def _error_code(response: requests.Response) -> str | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body.get("error") if isinstance(body, dict) else None
+    return error_parts(response, code=[["error"]])[1]
 
 
 def _remote_field(raw: dict[str, Any], object_type: str) -> RemoteField:
@@ -368,12 +366,14 @@ def _remote_field(raw: dict[str, Any], object_type: str) -> RemoteField:
     )
 
 
-def _list_params(since: datetime | None, cursor: str | None) -> dict[str, str]:
+#: ExampleCRM pages with an opaque ``next_cursor`` sent back as ``cursor`` (the core keeps it).
+PAGES = CursorParam(records_at("data"), lambda body: body.get("next_cursor"), param="cursor")
+
+
+def _list_params(since: datetime | None) -> dict[str, str]:
     params = {"limit": "100"}
     if since is not None:
         params["updated_since"] = since.astimezone(UTC).isoformat()
-    if cursor:
-        params["cursor"] = cursor
     return params
 
 
