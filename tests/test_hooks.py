@@ -79,7 +79,7 @@ def test_hook_connector_sandbox(app: Flask) -> None:
 
 def test_hook_api_base_url(app_ctx: Flask, connection: Connection, sandbox_server: SandboxServer) -> None:
     # always the real vendor URL: the core's client, not the connector, redirects it to the sandbox
-    assert get_plugins().call(view(connection), "api_base_url") == "https://api.examplecrm.test"
+    assert get_plugins().connector(view(connection)).api_base_url() == "https://api.examplecrm.test"
     client = client_for(connection)
     assert client.destination(client.url("api/fields")) == f"{sandbox_server.url}/api/fields"
     app_ctx.config["ALLOW_BASE_URL_OVERRIDE"] = False  # production: the override is ignored
@@ -92,7 +92,7 @@ def test_hook_authenticate(
 ) -> None:
     plugins = get_plugins()
     bare = VendorClient(
-        plugins.call(view(connection), "api_base_url"), override=view(connection).base_url_override
+        plugins.connector(view(connection)).api_base_url(), override=view(connection).base_url_override
     )
     creds = plugins.call(view(connection), "authenticate", client=bare, previous=None)
     assert creds.headers["Authorization"].startswith("Bearer ex_")
@@ -117,9 +117,9 @@ def test_hook_classify_error(
     sandbox.fail_next(429, body={"error": "rate_limited"})
     quota = requests.get(f"{sandbox_server.url}/api/contacts", timeout=10)
     throttled = requests.get(f"{sandbox_server.url}/api/contacts", timeout=10)
-    error = get_plugins().call(view(connection), "classify_error", response=quota)
+    error = get_plugins().connector(view(connection)).classify_error(quota)
     assert isinstance(error, QuotaExhausted) and error.code == "quota_exceeded"
-    assert get_plugins().call(view(connection), "classify_error", response=throttled) is None  # core default
+    assert get_plugins().connector(view(connection)).classify_error(throttled) is None  # core default
 
 
 def test_hook_read_rate_limits(app_ctx: Flask, connection: Connection) -> None:
@@ -135,11 +135,11 @@ def test_hook_read_rate_limits(app_ctx: Flask, connection: Connection) -> None:
             },
         )
     assert answer.status_code == 200
-    usage = get_plugins().call(view(connection), "read_rate_limits", response=answer)
+    usage = get_plugins().connector(view(connection)).read_rate_limits(answer)
     assert usage == RateUsage(remaining=4, limit=5, reset_in=1.0)
     unlimited = requests.Response()  # a vendor answer without rate-limit headers
     unlimited.status_code = 200
-    assert get_plugins().call(view(connection), "read_rate_limits", response=unlimited) is None
+    assert get_plugins().connector(view(connection)).read_rate_limits(unlimited) is None
 
 
 # -- discovery ------------------------------------------------------------------------------------
@@ -288,7 +288,7 @@ def test_hook_revoke_credentials(connection: Connection, sandbox: ExampleSandbox
     assert creds is not None and creds.refresh_token in sandbox.refresh_tokens
 
     bare = VendorClient(
-        get_plugins().call(view(connection), "api_base_url"), override=view(connection).base_url_override
+        get_plugins().connector(view(connection)).api_base_url(), override=view(connection).base_url_override
     )
     assert get_plugins().call(view(connection), "revoke_credentials", client=bare) is True
     assert creds.refresh_token not in sandbox.refresh_tokens  # ended at the vendor, not only here

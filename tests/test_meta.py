@@ -52,20 +52,27 @@ def test_every_hook_has_a_test(hook: str) -> None:
 
 @pytest.mark.parametrize("hook", hook_names())
 def test_every_hook_has_a_call_site_in_core(hook: str) -> None:
-    """A hook the core never calls is a promise nobody keeps (``register_webhooks`` was one)."""
+    """A hook the core never calls is a promise nobody keeps (``register_webhooks`` was one).
+
+    Per-connection hooks are called through the typed facade (:class:`leadbridge.connector.Connector`):
+    it must wrap the hook by name, and some core module must call that method. Plugin-level hooks
+    are called by name (``call_plugin``, the pluggy subset caller).
+    """
     core = ROOT / "core" / "leadbridge"
-    sources = [
-        p.read_text(encoding="utf-8")
+    facade = (core / "connector.py").read_text(encoding="utf-8")
+    sources = {
+        p: p.read_text(encoding="utf-8")
         for p in core.rglob("*.py")
-        if p.name != "hookspecs.py" and "testing" not in p.relative_to(core).parts
-    ]
-    # a call (Plugins.call/_optional/_plugin, RunContext.call/_write, the pluggy subset caller)
-    # naming the hook as a string within its first arguments
-    call = re.compile(
-        rf"""(\.call(?:_plugin|_optional|_write)?|\bcall|_plugin_caller)\([^;]{{0,160}}?["']{hook}["']""",
-        re.S,
-    )
-    assert any(call.search(src) for src in sources), f"nothing in core/leadbridge calls the {hook} hook"
+        if p.name not in ("hookspecs.py", "connector.py") and "testing" not in p.relative_to(core).parts
+    }
+    by_name = re.compile(rf"""(\.call_plugin|_plugin_caller)\([^;]{{0,160}}?["']{hook}["']""", re.S)
+    if any(by_name.search(src) for src in sources.values()):
+        return
+    wrapped = re.search(rf"""def {hook}\(\s*self[^;]*?["']{hook}["']""", facade, re.S)
+    assert wrapped, f"the typed facade (connector.py) does not wrap the {hook} hook"
+    method = re.compile(rf"\.{hook}\b")
+    callers = [p.name for p, src in sources.items() if method.search(src)]
+    assert callers, f"nothing in core/leadbridge calls Connector.{hook}()"
 
 
 def test_hook_list_matches_the_contract_module() -> None:

@@ -14,6 +14,7 @@ from leadbridge.models import Connection, FieldMapping
 from leadbridge.sync import cursor, default_mappings, validate_mapping
 from leadbridge.sync.export import safe_cell
 from leadbridge.types import FieldType as F
+from leadbridge.types import Outcome, RecordResult
 from sqlalchemy import select
 
 
@@ -125,3 +126,24 @@ def test_validate_mapping(connection: Connection, args: tuple[Any, ...], message
         return
     with pytest.raises(ConfigError, match=message):
         validate_mapping(connection, *args)
+
+
+# -- the write step pairs results by ref -----------------------------------------------------------
+
+
+def test_results_pair_by_ref_whatever_their_order_and_a_missing_answer_is_a_failure() -> None:
+    from leadbridge.sync.push import Write, pair
+
+    writes = [Write(rid, rid, n, None, rid) for n, rid in enumerate(["r1", "r2", "r3"])]
+    answered = [RecordResult(Outcome.DELETED, ref="r3"), RecordResult(Outcome.DELETED, ref="r1")]
+    paired = {w.ref: r for w, r in pair(writes, answered)}
+    assert paired["r1"].outcome is Outcome.DELETED and paired["r3"].outcome is Outcome.DELETED
+    assert paired["r2"].outcome is Outcome.FAILED and paired["r2"].reason == "no result returned"
+
+
+def test_results_without_refs_pair_by_position_and_a_short_answer_fails_the_rest() -> None:
+    from leadbridge.sync.push import Write, pair
+
+    writes = [Write(rid, rid, n, None, rid) for n, rid in enumerate(["a", "b"])]
+    paired = pair(writes, [RecordResult(Outcome.UPDATED)])
+    assert [r.outcome for _w, r in paired] == [Outcome.UPDATED, Outcome.FAILED]

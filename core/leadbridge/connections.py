@@ -11,8 +11,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import requests
 from flask import current_app
 from sqlalchemy import select, text
 
@@ -21,14 +22,12 @@ from .connection_view import ConnectionView, SecretMap
 from .db import db
 from .errors import ConfigError, LeadbridgeError, NeedsReconnect
 from .http import AuthManager, CallStats, Exchange, Pacer, VendorClient
+from .http.auth import StaticCredentials
 from .http.redact import known_secrets
-from .metadata import AuthKind, ConnectorInfo, validate_settings
+from .metadata import AuthKind, ConnectorInfo, Endpoint, validate_settings
 from .models import Connection, DebugEntry, WebhookSubscription
 from .state import get_plugins, get_vault
-from .types import Credentials, Direction, RateUsage
-
-if TYPE_CHECKING:
-    import requests
+from .types import Credentials, Direction
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +136,9 @@ def revoke(conn: Connection) -> None:
         try:
             cv = view(conn)
             pacer = pacer_for(conn, plugins.info(conn.plugin))
-            bare = VendorClient(plugins.call(cv, "api_base_url"), pacer=pacer, override=cv.base_url_override)
-            plugins.call(cv, "revoke_credentials", client=bare)
+            hooks = plugins.connector(cv)
+            bare = VendorClient(hooks.api_base_url(), pacer=pacer, override=cv.base_url_override)
+            hooks.revoke_credentials(bare)
         except LeadbridgeError as exc:
             log.warning("connection %s: revoking at the vendor failed: %s", conn.id, exc)
     conn.credentials_encrypted = None
@@ -182,14 +182,17 @@ def generated_webhook_secret(conn_id: int) -> str | None:
     return str(get_vault().decrypt(sub.secret_encrypted)["secret"])
 
 
-def pacer_for(conn: Connection, info: ConnectorInfo) -> Pacer:
-    """The one pacer per connection in this process, shared by every run and thread."""
+def pacer_for(conn: Connection, info: ConnectorInfo, endpoint: Endpoint | None = None) -> Pacer:
+    """The one pacer per connection (and named endpoint) in this process, shared by every run and
+    thread; a named endpoint is paced by its own declared limits."""
+    key = (conn.id, endpoint.name if endpoint else None)
+    limits = endpoint.rate_limits if endpoint else info.rate_limits
     with _pacers_lock:
-        pacers: dict[int, Pacer] = current_app.extensions.setdefault(PACERS_KEY, {})
-        pacer = pacers.get(conn.id)
+        pacers: dict[tuple[int, str | None], Pacer] = current_app.extensions.setdefault(PACERS_KEY, {})
+        pacer = pacers.get(key)
         if pacer is None:
-            pacer = Pacer(info.rate_limits, daily_stop_share=current_app.config["DAILY_QUOTA_STOP_SHARE"])
-            pacers[conn.id] = pacer
+            pacer = Pacer(limits, daily_stop_share=current_app.config["DAILY_QUOTA_STOP_SHARE"])
+            pacers[key] = pacer
         return pacer
 
 
@@ -232,7 +235,7 @@ def client_for(
     def authenticate(previous: Credentials | None) -> Credentials | None:
         cv = fresh_view()
         try:
-            return plugins.call(cv, "authenticate", client=bare, previous=previous)  # type: ignore[no-any-return]
+            return plugins.connector(cv).authenticate(bare, previous)
         except NeedsReconnect as exc:
             mark_needs_reconnect(conn_id, exc)
             raise
@@ -257,45 +260,84 @@ def client_for(
 
     cv = view(conn)
 
-    def classify(r: requests.Response) -> LeadbridgeError | None:
-        return plugins.call_optional(cv, "classify_error", response=r)  # type: ignore[no-any-return]
-
-    def read_limits(r: requests.Response) -> RateUsage | None:
-        return plugins.call_optional(cv, "read_rate_limits", response=r)  # type: ignore[no-any-return]
+    hooks = plugins.connector(cv)
 
     debug_on = bool(conn.options.get("debug")) if debug is None else debug
     on_exchange = _debug_writer(conn_id, run_id) if debug_on else None
-    base = plugins.call(cv, "api_base_url")
-    pacer = pacer_for(conn, info)
     stats = stats or CallStats()
+    session = requests.Session()
+
+    def rejected(exc: LeadbridgeError) -> None:
+        with app.app_context():
+            mark_needs_reconnect(conn_id, exc)
+
+    def endpoint_client(name: str) -> VendorClient:
+        declared = info.endpoint(name)
+        with app.app_context():
+            row = db.session.get(Connection, conn_id)
+            assert row is not None
+            ep_view = view(row)
+            ep_pacer = pacer_for(row, info, declared)
+        ep_hooks = plugins.connector(ep_view)
+        key = (
+            StaticCredentials(declared.auth, _values(ep_view), vendor=declared.label, on_rejected=rejected)
+            if declared.auth
+            else None
+        )
+        return VendorClient(
+            declared.base_url or ep_hooks.api_base_url(endpoint=name),
+            auth=key,
+            pacer=ep_pacer,
+            classify_error=lambda r: ep_hooks.classify_error(r, endpoint=name),
+            read_rate_limits=lambda r: ep_hooks.read_rate_limits(r, endpoint=name),
+            on_exchange=on_exchange,
+            stats=stats,
+            session=session,
+            override=ep_view.base_url_override,
+            endpoint=name,
+        )
+
     bare = VendorClient(
-        base,
-        pacer=pacer,
-        classify_error=classify,
-        read_rate_limits=read_limits,
+        hooks.api_base_url(),
+        pacer=pacer_for(conn, info),
+        classify_error=hooks.classify_error,
+        read_rate_limits=hooks.read_rate_limits,
         on_exchange=on_exchange,
         stats=stats,
+        session=session,
         override=cv.base_url_override,
+        endpoints=endpoint_client if info.endpoints else None,
     )
-    auth = None
+    auth: AuthManager | StaticCredentials | None = None
     if plugins.implements(conn.plugin, "authenticate"):
         auth = AuthManager(
             authenticate, load=load, save=save, lock_key=(app.name, id(app), conn_id), renew_lock=renew_lock
         )
+    elif info.auth is not None:
+        auth = StaticCredentials(info.auth, _values(cv), vendor=info.display_name, on_rejected=rejected)
     client = bare.with_auth(auth)
-    if auth is not None:
+    if isinstance(auth, AuthManager):
         # Some vendors name the API host in the token answer (Salesforce's instance_url): ask the
         # connector again whenever the credentials change, as the api_base_url hookspec promises.
         def rebase_on(creds: Credentials | None) -> None:
-            client.base_url = plugins.call(replace(cv, credentials=creds), "api_base_url").rstrip("/") + "/"
+            client.base_url = (
+                plugins.connector(replace(cv, credentials=creds)).api_base_url().rstrip("/") + "/"
+            )
 
         auth.listeners.append(rebase_on)
     return client
 
 
+def _values(cv: ConnectionView) -> dict[str, str]:
+    """The connection's settings and secrets as strings (what a static key reads)."""
+    values = {k: str(v) for k, v in cv.settings.items() if v not in (None, "")}
+    values.update({k: str(cv.secrets[k]) for k in cv.secrets})
+    return values
+
+
 def rebase(client: VendorClient, conn: Connection) -> None:
     """Ask the connector for the base URL again (after auth, e.g. Salesforce's ``instance_url``)."""
-    client.base_url = get_plugins().call(view(conn), "api_base_url").rstrip("/") + "/"
+    client.base_url = get_plugins().connector(view(conn)).api_base_url().rstrip("/") + "/"
 
 
 def mark_needs_reconnect(conn_id: int, exc: LeadbridgeError) -> None:
@@ -342,7 +384,7 @@ def test_connection(conn: Connection) -> tuple[bool, str]:
         if client.auth is not None:
             client.auth.headers()
             rebase(client, conn)
-        fields = plugins.call(view(conn), "field_types", client=client, object_type=info.objects[0].name)
+        fields = plugins.connector(view(conn)).field_types(client, info.objects[0].name)
     except LeadbridgeError as exc:
         return False, str(exc)
     return True, f"Connected to {info.display_name}: {len(fields)} fields on {info.objects[0].label}."

@@ -99,6 +99,13 @@ class SchemaChanged(RecordError):
 SCHEMA_CHANGED = SchemaChanged.code
 
 
+def worth_resending(exc: LeadbridgeError) -> bool:
+    """The one retry rule of the engine: a plain :class:`TransientError` (a reset connection, a
+    5xx) may be re-sent once; a rate limit or a quota may not, since the client has already waited
+    out what it could and re-sending only spends the allowance (the run pauses instead)."""
+    return type(exc) is TransientError
+
+
 class PluginError(LeadbridgeError):
     """A plugin could not be loaded, is incompatible, or broke the contract."""
 

@@ -88,7 +88,7 @@ def connector_sandbox() -> Sandbox | None:
 
 
 @hookspec(firstresult=True)
-def api_base_url(connection: ConnectionView) -> str:
+def api_base_url(connection: ConnectionView, endpoint: str | None) -> str:
     """Return the root URL of the vendor API for ``connection``.
 
     Called whenever the core builds a :class:`~leadbridge.http.VendorClient` for the connection
@@ -99,6 +99,9 @@ def api_base_url(connection: ConnectionView) -> str:
     demo) the core's client sends every request to the override's origin with the path kept, so a
     connector never handles the override itself (nor token, login or instance hosts for it).
 
+    :param endpoint: ``None`` for the connector's main API; the name of a declared
+        :class:`~leadbridge.metadata.Endpoint` without a fixed ``base_url`` when the core builds
+        that endpoint's client (connectors without endpoints may leave the argument out).
     :returns: an absolute ``https://`` URL.
     """
 
@@ -140,7 +143,9 @@ def revoke_credentials(connection: ConnectionView, client: VendorClient) -> bool
 
 
 @hookspec(firstresult=True)
-def classify_error(connection: ConnectionView, response: requests.Response) -> LeadbridgeError | None:
+def classify_error(
+    connection: ConnectionView, response: requests.Response, endpoint: str | None
+) -> LeadbridgeError | None:
     """Translate a vendor's error response into the leadbridge error taxonomy.
 
     Called by the core's HTTP client for every response with status >= 400, before its own default
@@ -148,18 +153,23 @@ def classify_error(connection: ConnectionView, response: requests.Response) -> L
     other 4xx → record error). Use it for vendor quirks: Salesforce's 403 ``REQUEST_LIMIT_EXCEEDED``
     quota, Constant Contact's 429 ``throttled`` vs ``quota_exceeded``.
 
+    :param endpoint: which API answered: ``None`` for the main one, else a declared endpoint's name.
     :returns: the error to raise (the core retries or pauses according to its class), or ``None``
         to apply the default rules.
     """
 
 
 @hookspec(firstresult=True)
-def read_rate_limits(connection: ConnectionView, response: requests.Response) -> RateUsage | None:
+def read_rate_limits(
+    connection: ConnectionView, response: requests.Response, endpoint: str | None
+) -> RateUsage | None:
     """Read the vendor's rate-limit headers from any response.
 
     Called for every response. The core's pacer slows down as the remaining allowance shrinks and
-    stops the run cleanly ("paused until reset") before a daily quota runs out.
+    stops the run cleanly ("paused until reset") before a daily quota runs out. Each named
+    endpoint has its own pacer.
 
+    :param endpoint: which API answered: ``None`` for the main one, else a declared endpoint's name.
     :returns: what the headers say, or ``None`` when the vendor sends none (the pacer then uses the
         limits declared in :class:`~leadbridge.metadata.ConnectorInfo`).
     """

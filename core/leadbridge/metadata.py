@@ -17,6 +17,7 @@ from typing import Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
+from .apikeys import StaticAuth
 from .errors import ConfigError, PluginError
 from .types import Direction, HubKind
 
@@ -98,6 +99,26 @@ class ObjectSpec:
     supports_delete: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A further vendor API one connection talks to (Pipedrive → Maileon: Maileon), beside the
+    connector's main API. The core gives it its own client (``client.endpoint(name)``): base URL,
+    credentials, pacer and rate limits, error classification, redaction and call counting.
+
+    :param name: how the connector asks for it (``client.endpoint("maileon")``) and how its calls
+        are counted (``maileon GET /1.0/contacts``).
+    :param base_url: its fixed API root; ``None`` asks ``api_base_url(connection, endpoint=name)``.
+    :param auth: its static key (:mod:`leadbridge.http.auth`), read from the connection's settings.
+    :param rate_limits: its own declared allowances (it gets its own pacer).
+    """
+
+    name: str
+    label: str
+    base_url: str | None = None
+    auth: StaticAuth | None = None
+    rate_limits: tuple[RateLimit, ...] = ()
+
+
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
 
 #: A :attr:`ConnectorInfo.features` flag: the connector exists for tests and as a template (the kit's
@@ -123,6 +144,17 @@ class ConnectorInfo:
     default_interval_minutes: int = 120
     features: frozenset[str] = frozenset()
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: the main API's static key, when the connector has no ``authenticate`` hook
+    auth: StaticAuth | None = None
+    #: further vendor APIs of one connection (see :class:`Endpoint`)
+    endpoints: tuple[Endpoint, ...] = ()
+
+    def endpoint(self, name: str) -> Endpoint:
+        """The declared endpoint ``name``; :class:`ConfigError` when there is none."""
+        for ep in self.endpoints:
+            if ep.name == name:
+                return ep
+        raise ConfigError(f"{self.display_name} declares no endpoint {name!r}")
 
     @property
     def secret_names(self) -> frozenset[str]:
@@ -183,6 +215,22 @@ def validate_info(info: object, *, entry_point_name: str, core_version: str) -> 
             raise PluginError("rate limits must be positive")
     if info.default_interval_minutes < 1:
         raise PluginError("default_interval_minutes must be at least 1")
+    secret_settings = {s.name for s in info.settings if s.secret}
+    declared_keys = [info.auth] + [ep.auth for ep in info.endpoints]
+    for key in declared_keys:
+        for name in key.settings if key else ():
+            if name not in secret_settings:
+                raise PluginError(f"static auth reads {name!r}, which is not a secret setting")
+    endpoint_names = [ep.name for ep in info.endpoints]
+    if len(endpoint_names) != len(set(endpoint_names)):
+        raise PluginError("endpoint names must be unique")
+    for ep in info.endpoints:
+        if not _NAME.match(ep.name):
+            raise PluginError(f"endpoint name {ep.name!r} must match {_NAME.pattern}")
+        if ep.base_url is not None and not ep.base_url.startswith("https://"):
+            raise PluginError(f"endpoint {ep.name!r}: base_url must be an https URL")
+        if any(limit.requests <= 0 or limit.per_seconds <= 0 for limit in ep.rate_limits):
+            raise PluginError(f"endpoint {ep.name!r}: rate limits must be positive")
     return info
 
 

@@ -25,6 +25,7 @@ from packaging.utils import canonicalize_name
 
 from . import PROJECT_NAME, __version__, hookspecs
 from .connection_view import ConnectionView
+from .connector import Connector
 from .errors import ConfigError, ConnectionDisabled, NotSupported, PluginError
 from .metadata import ConnectorInfo, validate_info
 from .types import Direction, HubKind
@@ -223,6 +224,10 @@ class Plugins:
         if kwargs.get("object_type") is not None:
             check_object(self.info(connection.plugin), hook, str(kwargs["object_type"]))
         return self._plugin_caller(connection.plugin, hook)(connection=connection, **kwargs)
+
+    def connector(self, connection: ConnectionView) -> Connector:
+        """The typed hooks of ``connection``'s connector (what the core calls them through)."""
+        return Connector(self, connection)
 
     def call_optional(self, connection: ConnectionView, hook: str, **kwargs: Any) -> Any:
         """Like :meth:`call` but returns ``None`` when the plugin does not implement ``hook``."""

@@ -56,6 +56,35 @@ class Outcome(StrEnum):
     CONFLICT = "conflict"
 
 
+class LogSide(StrEnum):
+    """Which side a run-log record was written to: the CRM (push) or the hub (pull)."""
+
+    CRM = "crm"
+    HUB = "hub"
+
+
+class RunStatus(StrEnum):
+    """Where a sync run stands. ``queued`` and ``running`` are active; the rest are final."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    #: finished, but some records failed (see the run log)
+    PARTIAL = "partial"
+    FAILED = "failed"
+    #: stopped by a vendor quota or rate limit; resumes after the reset
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+
+    @property
+    def active(self) -> bool:
+        return self in (RunStatus.QUEUED, RunStatus.RUNNING)
+
+    @property
+    def finished_ok(self) -> bool:
+        return self in (RunStatus.SUCCEEDED, RunStatus.PARTIAL)
+
+
 class HubKind(StrEnum):
     """The kind of hub record a connector object maps to."""
 

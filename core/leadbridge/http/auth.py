@@ -6,11 +6,13 @@ a little before expiry or once after a "token expired" answer, one renewal at a 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
 
 from .. import clock as clocks
+from ..apikeys import StaticAuth
+from ..errors import ConfigError, NeedsReconnect
 from ..types import Credentials
 from .redact import known_secrets
 
@@ -108,3 +110,46 @@ class AuthManager:
 
 def _expiring(creds: Credentials) -> bool:
     return creds.expires_at is not None and creds.expires_at - EXPIRY_SKEW <= clocks.utcnow()
+
+
+# -- static credentials: API keys and tokens the admin pastes --------------------------------------
+
+
+class StaticCredentials:
+    """Hands out the headers of a :class:`StaticAuth` key; a rejected key cannot be renewed, so the
+    connection needs a new one (:class:`~leadbridge.errors.NeedsReconnect`)."""
+
+    def __init__(
+        self,
+        scheme: StaticAuth,
+        values: Mapping[str, str],
+        *,
+        vendor: str,
+        on_rejected: Callable[[NeedsReconnect], None] | None = None,
+    ) -> None:
+        missing = [name for name in scheme.settings if not values.get(name)]
+        if missing:
+            raise ConfigError(f"{vendor}: set {', '.join(missing)} first", code="missing_credentials")
+        picked = tuple(values[name] for name in scheme.settings)
+        known_secrets.add(*picked)
+        self._headers = scheme.header_values(picked)
+        self.vendor = vendor
+        self._on_rejected = on_rejected
+        self.credentials: Credentials | None = None
+        self.renewals = 0
+        self.listeners: list[Callable[[Credentials | None], None]] = []
+
+    def headers(self) -> dict[str, str]:
+        return dict(self._headers)
+
+    def token_rejected(self, used: dict[str, str]) -> None:
+        exc = NeedsReconnect(
+            f"{self.vendor} refused the key", code="key_rejected", advice="Enter a valid key in the settings."
+        )
+        if self._on_rejected is not None:
+            self._on_rejected(exc)
+        raise exc
+
+
+#: What a :class:`~leadbridge.http.VendorClient` sends credentials with.
+Auth = AuthManager | StaticCredentials

@@ -35,7 +35,7 @@ from ..errors import (
     TransientError,
 )
 from ..types import RateUsage
-from .auth import AuthManager
+from .auth import Auth
 from .pacing import Pacer
 from .redact import known_secrets, redact_headers, redact_text
 
@@ -67,9 +67,15 @@ class CallStats:
     renewals: int = 0
     by_endpoint: Counter[str] = field(default_factory=Counter)
 
-    def count(self, method: str, path: str) -> None:
+    def count(self, method: str, path: str, endpoint: str | None = None) -> None:
         self.calls += 1
-        self.by_endpoint[f"{method} {path}"] += 1
+        self.by_endpoint[f"{endpoint} {method} {path}" if endpoint else f"{method} {path}"] += 1
+
+    def calls_to(self, endpoint: str | None) -> int:
+        """Calls to one named endpoint (``None``: the main API)."""
+        if endpoint is None:
+            return sum(n for key, n in self.by_endpoint.items() if key.split(" ", 1)[0].isupper())
+        return sum(n for key, n in self.by_endpoint.items() if key.startswith(f"{endpoint} "))
 
 
 ClassifyError = Callable[[requests.Response], LeadbridgeError | None]
@@ -84,6 +90,9 @@ class VendorClient:
     :param classify_error: the connector's ``classify_error`` hook, bound to the connection.
     :param read_rate_limits: the connector's ``read_rate_limits`` hook, bound to the connection.
     :param on_exchange: receives a redacted :class:`Exchange` per call (debug mode).
+    :param endpoint: the name of the :class:`~leadbridge.metadata.Endpoint` this client talks to
+        (calls are counted under it); ``None`` for the connector's main API.
+    :param endpoints: builds the client of a named endpoint (the core passes it; see :meth:`endpoint`).
     :param override: the operator's base-URL override (sandboxes, tests, the demo): every request,
         to whichever vendor host the connector names, goes to this origin instead, path kept. The
         connector always builds its real vendor URLs; only the core redirects them.
@@ -93,7 +102,7 @@ class VendorClient:
         self,
         base_url: str,
         *,
-        auth: AuthManager | None = None,
+        auth: Auth | None = None,
         pacer: Pacer | None = None,
         classify_error: ClassifyError | None = None,
         read_rate_limits: ReadRateLimits | None = None,
@@ -107,8 +116,14 @@ class VendorClient:
         stats: CallStats | None = None,
         sleep: Callable[[float], None] | None = None,
         override: str | None = None,
+        endpoint: str | None = None,
+        endpoints: Callable[[str], VendorClient] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
+        #: the named endpoint this client talks to (``None``: the connector's main API)
+        self.endpoint_name = endpoint
+        self._endpoint_factory = endpoints
+        self._endpoint_clients: dict[str, VendorClient] = {}
         self.override = _checked_override(override)
         self.auth = auth
         self.pacer = pacer or Pacer()
@@ -139,11 +154,11 @@ class VendorClient:
         """
         return self._derived(base_url or self.base_url, auth=None)
 
-    def with_auth(self, auth: AuthManager | None) -> VendorClient:
+    def with_auth(self, auth: Auth | None) -> VendorClient:
         """The same client (session, pacer, stats, hooks, caches) sending ``auth``'s credentials."""
         return self._derived(self.base_url, auth=auth)
 
-    def _derived(self, base_url: str, *, auth: AuthManager | None) -> VendorClient:
+    def _derived(self, base_url: str, *, auth: Auth | None) -> VendorClient:
         derived = VendorClient(
             base_url,
             auth=auth,
@@ -160,9 +175,27 @@ class VendorClient:
             stats=self.stats,
             sleep=self._sleep,
             override=self.override,
+            endpoint=self.endpoint_name,
+            endpoints=self._endpoint_factory,
         )
         derived._run_caches, derived._run_caches_lock = self._run_caches, self._run_caches_lock
+        derived._endpoint_clients = self._endpoint_clients
         return derived
+
+    def endpoint(self, name: str) -> VendorClient:
+        """The client of the connection's named endpoint ``name`` (a second vendor API, such as
+        Maileon beside Pipedrive): its own base URL, credentials, pacer, error rules and call
+        counts, the same run caches, debug log and base-URL override. Built once per client."""
+        with self._run_caches_lock:
+            found = self._endpoint_clients.get(name)
+            if found is None:
+                if self._endpoint_factory is None:
+                    raise ConfigError(f"this client has no endpoint {name!r}")
+                found = self._endpoint_factory(name)
+                found._run_caches, found._run_caches_lock = self._run_caches, self._run_caches_lock
+                found._endpoint_clients = self._endpoint_clients
+                self._endpoint_clients[name] = found
+            return found
 
     def run_cache(self, name: str) -> dict[Any, Any]:
         """A dict named ``name`` that lives exactly as long as this client.
@@ -243,7 +276,7 @@ class VendorClient:
             all_headers = {**sent_headers, **(headers or {})}
             self.pacer.acquire()
             started = clocks.monotonic()
-            self.stats.count(method, urlsplit(url).path)
+            self.stats.count(method, urlsplit(url).path, self.endpoint_name)
             try:
                 response = self.session.request(
                     method,

@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec
 
 from flask import Flask
 from sqlalchemy import select
 
 from ..connection_view import ConnectionView
 from ..connections import client_for, rebase, view
+from ..connector import Connector
 from ..db import db
-from ..errors import SCHEMA_CHANGED, ConfigError, SchemaChanged, TransientError
+from ..errors import SCHEMA_CHANGED, ConfigError, SchemaChanged, TransientError, worth_resending
 from ..http import CallStats, VendorClient
 from ..metadata import ConnectorInfo, ObjectSpec
 from ..models import Connection, FieldMapping
 from ..plugins import Plugins
 from ..state import get_plugins
-from ..types import Direction, HubKind
+from ..types import Direction, HubKind, RecordResult
 from . import fieldcache
 from .mappings import ObjectMappings, fetch_remote_fields, missing_remote_fields, preset_rows, resolve
 from .runlog import RunLog
+
+P = ParamSpec("P")
 
 #: How often the engine re-sends an upsert batch after a transient failure (upserts are idempotent).
 WRITE_ATTEMPTS = 2
@@ -103,29 +107,37 @@ class RunContext:
     def implements(self, hook: str) -> bool:
         return self.plugins.implements(self.info.name, hook)
 
-    def call(self, hook: str, **kw: Any) -> Any:
-        """Call the owning connector's hook with this run's client (commit before: it may hit the vendor)."""
-        return self.plugins.call(self.view, hook, client=self.client, **kw)
+    @property
+    def hooks(self) -> Connector:
+        """The connector's typed hooks (commit before calling one: it may hit the vendor)."""
+        return self.plugins.connector(self.view)
 
-    def call_write(self, hook: str, **kw: Any) -> Any:
-        """Call an idempotent upsert/delete hook, re-sending it after a transient failure.
+    def write(
+        self,
+        object_type: str | None,
+        hook: Callable[P, list[RecordResult]],
+        *args: P.args,
+        **kw: P.kwargs,
+    ) -> list[RecordResult]:
+        """Call an idempotent upsert/delete hook, re-sending it once after a plain transient failure.
 
         Safe because the contract makes these writes upserts: an ambiguous write (the vendor applied
-        it, the answer was lost) re-sent creates nothing new.
+        it, the answer was lost) re-sent creates nothing new. A schema complaint drops the cached
+        fields of ``object_type``.
         """
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
-                results = self.call(hook, **kw)
+                results = hook(*args, **kw)
             except SchemaChanged:
-                self.schema_changed(kw.get("object_type"))
+                self.schema_changed(object_type)
                 raise
             except TransientError as exc:
-                if attempt == WRITE_ATTEMPTS or type(exc) is not TransientError:
+                if attempt == WRITE_ATTEMPTS or not worth_resending(exc):
                     raise
-                self.log.note(f"{hook} re-sent after: {exc}")
+                self.log.note(f"{getattr(hook, '__name__', 'write')} re-sent after: {exc}")
                 continue
-            if isinstance(results, list) and any(getattr(r, "code", None) == SCHEMA_CHANGED for r in results):
-                self.schema_changed(kw.get("object_type"))
+            if any(r.code == SCHEMA_CHANGED for r in results):
+                self.schema_changed(object_type)
             return results
         raise AssertionError("unreachable")  # pragma: no cover
 

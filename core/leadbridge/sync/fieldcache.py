@@ -45,10 +45,7 @@ def remote_fields(
         return CachedFields([field_from_json(f) for f in row.fields], row.fetched_at)
     conn_id = conn.id
     db.session.commit()  # never hold a transaction across the vendor call
-    found = get_plugins().call(
-        view(conn), "field_types", client=client or client_for(conn), object_type=object_type
-    )
-    fields = list(found or [])
+    fields = get_plugins().connector(view(conn)).field_types(client or client_for(conn), object_type)
     fetched_at = clocks.utcnow()
     row = db.session.get(RemoteFieldCache, (conn_id, object_type))
     if row is None:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from ..db import db
 from ..errors import ConfigError
 from ..models import ContactList, ListMembership
-from ..types import Contact, HubKind, Outcome, Page
+from ..types import HubKind, LogSide, Outcome
 from .context import MAX_PAGES, RunContext
 from .pull import store_contact
 
@@ -32,12 +32,12 @@ def import_members(ctx: RunContext, details: dict[str, Any]) -> None:
     seen: set[str] = set()
     for _ in range(MAX_PAGES):
         db.session.commit()
-        page: Page[Contact] = ctx.call("fetch_campaign_members", campaign_id=campaign_id, cursor=page_cursor)
+        page = ctx.hooks.fetch_campaign_members(ctx.client, campaign_id, page_cursor)
         for member in page.items:
             ctx.log.advance()
             if not member.email or not member.email.strip():
                 ctx.log.add(
-                    "hub",
+                    LogSide.HUB,
                     spec.name,
                     Outcome.SKIPPED,
                     remote_id=member.remote_id,

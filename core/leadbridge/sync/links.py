@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,20 @@ def by_remote(conn_id: int, object_type: str, remote_id: str) -> Link | None:
             Link.connection_id == conn_id, Link.object_type == object_type, Link.remote_id == str(remote_id)
         )
     ).scalar_one_or_none()
+
+
+def by_remote_ids(conn_id: int, object_type: str, remote_ids: Sequence[str]) -> dict[str, Link]:
+    """The links holding any of ``remote_ids``, by remote id (one statement)."""
+    if not remote_ids:
+        return {}
+    rows = db.session.execute(
+        select(Link).where(
+            Link.connection_id == conn_id,
+            Link.object_type == object_type,
+            Link.remote_id.in_(list(remote_ids)),
+        )
+    ).scalars()
+    return {row.remote_id: row for row in rows}
 
 
 def by_hub(conn_id: int, object_type: str, kind: str, hub_id: int) -> Link | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import or_, select
 
@@ -19,7 +19,7 @@ from ..metadata import ObjectSpec
 from ..models import Company as HubCompany
 from ..models import Contact as HubContact
 from ..models import Link, SyncState, normalize_email
-from ..types import Company, Contact, HubKind, Outcome, Page
+from ..types import Company, Contact, HubKind, LogSide, Outcome, Page
 from . import cursor as cursors
 from . import links
 from .context import MAX_PAGES, RunContext
@@ -103,13 +103,14 @@ def pull_object(ctx: RunContext, spec: ObjectSpec) -> None:
     seen_cursors: set[str] = set()
     for _ in range(MAX_PAGES):
         db.session.commit()  # nothing pending while the vendor answers
+        page: Page[Any]
         if kind is HubKind.COMPANY:
-            page: Page[Any] = ctx.call("fetch_companies", since=since, cursor=page_cursor)
+            page = ctx.hooks.fetch_companies(ctx.client, since, page_cursor)
         else:
-            page = ctx.call("fetch_contacts", object_type=spec.name, since=since, cursor=page_cursor)
+            page = ctx.hooks.fetch_contacts(ctx.client, spec.name, since, page_cursor)
         positions: list[tuple[datetime | None, str]] = []
         if kind is HubKind.CONTACT:
-            ctx.page = PageCache.load(ctx.conn_id, spec.name, page.items)
+            ctx.page = PageCache.load(ctx.conn_id, spec.name, cast(list[Contact], page.items))
         for item in page.items:
             store(item)
             positions.append((item.modified_at, str(item.remote_id or "")))
@@ -150,7 +151,7 @@ def _tombstone(ctx: RunContext, spec: ObjectSpec, link: Link, hub: HubContact | 
     if policy == "unsubscribe" and not hub.unsubscribed:
         hub.unsubscribed = True
         ctx.log.add(
-            "hub",
+            LogSide.HUB,
             spec.name,
             Outcome.UPDATED,
             hub_id=hub.id,
@@ -162,7 +163,7 @@ def _tombstone(ctx: RunContext, spec: ObjectSpec, link: Link, hub: HubContact | 
     elif policy == "delete" and hub.deleted_at is None:
         hub.deleted_at = utcnow()
         ctx.log.add(
-            "hub",
+            LogSide.HUB,
             spec.name,
             Outcome.DELETED,
             hub_id=hub.id,
@@ -201,7 +202,7 @@ def store_contact(
     if hub is None:
         if not email_key:
             ctx.log.add(
-                "hub", spec.name, Outcome.SKIPPED, remote_id=remote_id, label=label, reason="no email"
+                LogSide.HUB, spec.name, Outcome.SKIPPED, remote_id=remote_id, label=label, reason="no email"
             )
             return None
         hub = (
@@ -219,7 +220,7 @@ def store_contact(
                 and not (other.last_values or {}).get(DELETED_KEY)
             ):
                 ctx.log.add(
-                    "hub",
+                    LogSide.HUB,
                     spec.name,
                     Outcome.SKIPPED,
                     hub_id=hub.id,
@@ -267,7 +268,7 @@ def store_contact(
     reason = "; ".join(merged.errors) or None
     for field_name, conflict in merged.conflicts.items():
         ctx.log.add(
-            "hub",
+            LogSide.HUB,
             spec.name,
             Outcome.CONFLICT,
             hub_id=hub.id,
@@ -278,7 +279,7 @@ def store_contact(
         )
     if created:
         ctx.log.add(
-            "hub",
+            LogSide.HUB,
             spec.name,
             Outcome.CREATED,
             hub_id=hub.id,
@@ -289,7 +290,7 @@ def store_contact(
         )
     elif merged.diff:
         ctx.log.add(
-            "hub",
+            LogSide.HUB,
             spec.name,
             Outcome.UPDATED,
             hub_id=hub.id,
@@ -300,10 +301,16 @@ def store_contact(
         )
     elif reason:
         ctx.log.add(
-            "hub", spec.name, Outcome.SKIPPED, hub_id=hub.id, remote_id=remote_id, label=label, reason=reason
+            LogSide.HUB,
+            spec.name,
+            Outcome.SKIPPED,
+            hub_id=hub.id,
+            remote_id=remote_id,
+            label=label,
+            reason=reason,
         )
     else:
-        ctx.log.add("hub", spec.name, Outcome.UNCHANGED)
+        ctx.log.add(LogSide.HUB, spec.name, Outcome.UNCHANGED)
     return hub
 
 
@@ -470,7 +477,9 @@ def store_company(
     if hub is None:
         key = company_key(item.name)
         if not key:
-            ctx.log.add("hub", spec.name, Outcome.SKIPPED, remote_id=remote_id, label=label, reason="no name")
+            ctx.log.add(
+                LogSide.HUB, spec.name, Outcome.SKIPPED, remote_id=remote_id, label=label, reason="no name"
+            )
             return None
         hub = db.session.execute(
             select(HubCompany).where(HubCompany.name_key == key).limit(1)
@@ -497,7 +506,7 @@ def store_company(
         ctx.company_cache[f"id:{hub.id}"] = remote_id
     outcome = Outcome.CREATED if created else (Outcome.UPDATED if merged.diff else Outcome.UNCHANGED)
     ctx.log.add(
-        "hub",
+        LogSide.HUB,
         spec.name,
         outcome,
         hub_id=hub.id,

@@ -1,28 +1,31 @@
 """Push: send the hub's changed records to the CRM, companies before the contacts that need them.
 
-Candidates are hub records never synced or changed since their link's ``synced_at``; each batch
-(the object's ``batch_size``) is planned, committed, sent, and then its links, log and progress are
-committed together. A crash after the vendor applied a batch re-sends at most that batch, which
-the upsert contract makes harmless. What did not change since the last sync is not sent at all.
+Candidates are hub records never synced or changed since their link's ``synced_at``, read in
+keyset order one batch (the object's ``batch_size``) at a time. Every write — companies, contacts,
+actions, deletes — goes through one step, :func:`write`: dry run, commit before the call, the
+call (idempotent writes re-sent once after a plain transient failure), results paired to inputs
+by ``ref``, failures logged. A crash after the vendor applied a batch re-sends at most that batch,
+which the upsert contract makes harmless. What did not change since the last sync is not sent.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Row, Select, and_, func, or_, select
 from sqlalchemy.orm import aliased
 
 from ..db import db, utcnow
-from ..errors import RecordError, TransientError
+from ..errors import RecordError, TransientError, worth_resending
 from ..metadata import ObjectSpec
 from ..models import Company as HubCompany
 from ..models import Contact as HubContact
 from ..models import Link
-from ..types import Action, Company, Contact, Outcome, RecordResult
+from ..types import Action, Company, Contact, LogSide, Outcome, RecordResult
 from . import links
 from .context import RunContext
 from .hubfields import company_key
@@ -32,6 +35,271 @@ from .pull import DELETED_KEY
 #: Hub contact fields an action carries in ``Action.contact.extra`` (for title placeholders).
 HUB_ACTION_FIELDS = ("first_name", "last_name", "email", "title", "phone")
 PLACEHOLDER = re.compile(r"\{(company|first_name|last_name|email|title|phone)\}")
+CRM = LogSide.CRM
+
+T = TypeVar("T")
+
+
+# -- the write step --------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Write(Generic[T]):
+    """One record to write: what the connector gets (``item``) and what the log says about it."""
+
+    item: T
+    ref: str
+    hub_id: int | None
+    label: str | None
+    remote_id: str | None
+    diff: dict[str, Any] | None = None
+
+
+def write(
+    ctx: RunContext,
+    log_object: str,
+    writes: Sequence[Write[T]],
+    call: Callable[[list[T]], list[RecordResult]],
+    *,
+    object_type: str | None,
+    dry_outcome: Callable[[Write[T]], Outcome],
+    dry_reason: str = "dry run",
+    idempotent: bool = True,
+    tolerant: bool = False,
+) -> list[tuple[Write[T], RecordResult]]:
+    """Write ``writes`` through ``call`` and return each with its result (failures already logged).
+
+    :param dry_outcome: what a dry run logs for a write (nothing is sent; results echo the link).
+    :param idempotent: an upsert or delete, re-sent once after a plain transient failure; actions
+        are events and are never re-sent (a lost answer must not make two).
+    :param tolerant: a plain transient failure fails this batch only (explicit sends, actions);
+        otherwise it stops the run, which resumes from its checkpoint. Rate limits and quotas
+        always stop (pause) the run.
+    """
+    if not writes:
+        return []
+    if ctx.dry_run:
+        for w in writes:
+            ctx.log.add(
+                CRM,
+                log_object,
+                dry_outcome(w),
+                hub_id=w.hub_id,
+                remote_id=w.remote_id,
+                label=w.label,
+                reason=dry_reason,
+                diff=w.diff,
+            )
+        return [
+            (w, RecordResult(dry_outcome(w), ref=w.ref, remote_id=w.remote_id, reason=dry_reason))
+            for w in writes
+        ]
+    items = [w.item for w in writes]
+    db.session.commit()  # nothing pending while the vendor works
+    try:
+        results = ctx.write(object_type, call, items) if idempotent else call(items)
+    except (RecordError, TransientError) as exc:
+        if isinstance(exc, TransientError) and not (tolerant and worth_resending(exc)):
+            raise
+        results = [RecordResult(Outcome.FAILED, ref=w.ref, reason=exc.message, code=exc.code) for w in writes]
+    paired = pair(writes, results)
+    for w, result in paired:
+        if not result.ok:
+            ctx.log.add(
+                CRM,
+                log_object,
+                Outcome.FAILED,
+                hub_id=w.hub_id,
+                remote_id=w.remote_id,
+                label=w.label,
+                reason=result.reason,
+                code=result.code,
+            )
+    return paired
+
+
+def pair(writes: Sequence[Write[T]], results: list[RecordResult]) -> list[tuple[Write[T], RecordResult]]:
+    """Match results to writes by ``ref`` (by position for results without one); a write the
+    connector answered nothing for is a failure, never silently dropped."""
+    by_ref = {r.ref: r for r in results if r.ref is not None}
+    paired = []
+    for i, w in enumerate(writes):
+        result = by_ref.get(w.ref) or (results[i] if i < len(results) and results[i].ref is None else None)
+        paired.append((w, result or RecordResult(Outcome.FAILED, ref=w.ref, reason="no result returned")))
+    return paired
+
+
+def _dry_upsert(w: Write[Any]) -> Outcome:
+    return Outcome.UPDATED if w.remote_id else Outcome.CREATED
+
+
+# -- candidates ------------------------------------------------------------------------------------
+
+Model = TypeVar("Model", HubContact, HubCompany)
+
+
+def _changed(
+    ctx: RunContext, model: type[Model], spec: ObjectSpec, kind: str, ids: list[int] | None = None
+) -> Select[Model, Link]:
+    """``(hub row, its link or None)`` for rows of ``model`` to push: never synced or changed since
+    their last sync (every row on a full sync, exactly ``ids`` when given)."""
+    link = aliased(Link)
+    query = (
+        select(model, link)
+        .outerjoin(
+            link,
+            and_(
+                link.connection_id == ctx.conn_id,
+                link.object_type == spec.name,
+                link.hub_kind == kind,
+                link.hub_id == model.id,
+            ),
+        )
+        .where(model.deleted_at.is_(None))
+    )
+    if ids is not None:
+        return query.where(model.id.in_(ids))
+    if not ctx.full:
+        query = query.where(or_(link.id.is_(None), model.updated_at > link.synced_at))
+    return query
+
+
+def _batches(
+    query: Select[Any, Link], model: type[Model], size: int
+) -> Iterator[list[Row[Any, Link | None]]]:
+    """The query's rows in ``(updated_at, id)`` keyset order, ``size`` at a time (rows written
+    meanwhile move behind the keyset instead of being read twice)."""
+    after: tuple[datetime, int] | None = None
+    while True:
+        q = query
+        if after is not None:
+            q = q.where(
+                or_(model.updated_at > after[0], and_(model.updated_at == after[0], model.id > after[1]))
+            )
+        rows = list(db.session.execute(q.order_by(model.updated_at, model.id).limit(size)).all())
+        if not rows:
+            return
+        yield rows
+        after = (rows[-1][0].updated_at, rows[-1][0].id)
+
+
+def count_candidates(ctx: RunContext, spec: ObjectSpec, contact_ids: list[int] | None = None) -> int:
+    sub = _changed(ctx, HubContact, spec, "contact", contact_ids).subquery()
+    return int(db.session.execute(select(func.count()).select_from(sub)).scalar_one())
+
+
+# -- companies -------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class OutgoingCompany:
+    """One company a run needs at the CRM: a hub company, or only a name a contact gives."""
+
+    key: str  # ``id:<hub id>`` or ``name:<key>``: the run's company cache key
+    name: str
+    row: HubCompany | None
+
+
+def _company_of(hub: HubContact) -> OutgoingCompany | None:
+    if hub.company_id:
+        return OutgoingCompany(f"id:{hub.company_id}", hub.company_name or "", hub.company)
+    if hub.company_name and company_key(hub.company_name):
+        return OutgoingCompany(f"name:{company_key(hub.company_name)}", hub.company_name, None)
+    return None
+
+
+def ensure_companies(ctx: RunContext, companies: Sequence[OutgoingCompany], *, force: bool = False) -> None:
+    """Upsert the companies not yet known in this run; fills ``ctx.company_cache`` with their remote ids."""
+    spec = ctx.company_spec()
+    rules = [r for r in ctx.mappings(spec).items if r.hub_field != "name"] if spec is not None else []
+    todo: list[Write[Company]] = []
+    state: dict[str, tuple[OutgoingCompany, Link | None, dict[str, Any], dict[str, Any]]] = {}
+    for c in companies:
+        if c.key in ctx.company_cache or c.key in state:
+            continue
+        link = links.by_hub(ctx.conn_id, spec.name, "company", c.row.id) if spec and c.row else None
+        if link is not None and not force and c.row is not None and c.row.updated_at <= link.synced_at:
+            ctx.company_cache[c.key] = link.remote_id
+            continue
+        last = dict(link.last_values or {}) if link else {}
+        fields = plan_push(rules, c.row, last, create=link is None).fields if c.row else {}
+        if link is not None and not fields and last.get(NAME_KEY) == company_key(c.name):
+            ctx.company_cache[c.key] = link.remote_id
+            if not ctx.dry_run and c.row is not None:
+                link.synced_at = c.row.updated_at
+            continue
+        remote_id = link.remote_id if link else None
+        state[c.key] = (c, link, last, fields)
+        item = Company(name=c.name, remote_id=remote_id, fields=dict(fields), ref=c.key)
+        todo.append(Write(item, c.key, c.row.id if c.row else None, c.name, remote_id))
+    if not todo:
+        return
+    if spec is None or not ctx.implements("upsert_company"):
+        for w in todo:
+            ctx.company_cache[w.ref] = None  # the connector resolves companies by name itself
+        return
+    versions = {w.ref: row.updated_at for w in todo if (row := state[w.ref][0].row) is not None}
+    link_ids = {w.ref: link.id for w in todo if (link := state[w.ref][1]) is not None}
+    for start in range(0, len(todo), spec.batch_size):
+        chunk = todo[start : start + spec.batch_size]
+        done = write(
+            ctx,
+            spec.name,
+            chunk,
+            lambda items: ctx.hooks.upsert_company(ctx.client, items),
+            object_type=spec.name,
+            dry_outcome=_dry_upsert,
+        )
+        for w, result in done:
+            if ctx.dry_run or not result.ok or not result.remote_id:
+                ctx.company_cache[w.ref] = result.remote_id if ctx.dry_run else None
+                if not ctx.dry_run and result.ok:
+                    ctx.log.add(
+                        CRM,
+                        spec.name,
+                        Outcome.FAILED,
+                        hub_id=w.hub_id,
+                        label=w.label,
+                        reason="no id returned",
+                    )
+                continue
+            ctx.company_cache[w.ref] = result.remote_id
+            c, _link, last, fields = state[w.ref]
+            if w.hub_id is not None:
+                link_id = link_ids.get(w.ref)
+                links.save(
+                    db.session.get(Link, link_id)
+                    if link_id
+                    else links.by_remote(ctx.conn_id, spec.name, result.remote_id),
+                    conn_id=ctx.conn_id,
+                    object_type=spec.name,
+                    kind="company",
+                    hub_id=w.hub_id,
+                    remote_id=result.remote_id,
+                    last={**last, **fields, NAME_KEY: company_key(c.name)},
+                    synced_at=versions[w.ref],
+                )
+            ctx.log.add(
+                CRM,
+                spec.name,
+                result.outcome,
+                hub_id=w.hub_id,
+                remote_id=result.remote_id,
+                label=w.label,
+                reason=result.reason,
+            )
+        ctx.log.checkpoint()
+
+
+def push_companies(ctx: RunContext, spec: ObjectSpec) -> None:
+    """Push hub companies changed since their last sync (contacts' companies are also ensured on the fly)."""
+    for rows in _batches(_changed(ctx, HubCompany, spec, "company"), HubCompany, spec.batch_size):
+        ensure_companies(ctx, [OutgoingCompany(f"id:{r.id}", r.name, r) for r, _link in rows], force=ctx.full)
+        ctx.log.advance(len(rows))
+        ctx.log.checkpoint()
+
+
+# -- contacts --------------------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -48,207 +316,31 @@ class Outgoing:
     diff: dict[str, list[Any]]
     email: str | None
     email_key: str | None
-    company_key: str | None
-    company_name: str | None
+    company: OutgoingCompany | None
     company_remote_id: str | None = None
     result: RecordResult | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def company_name(self) -> str | None:
+        return self.company.name if self.company else None
 
-# -- companies -----------------------------------------------------------------------------------
+    def company_changed(self) -> bool:
+        """The CRM record names another company than the one agreed at the last sync."""
+        if self.company is None:
+            return False
+        agreed = {self.company_remote_id, company_key(self.company.name)} - {None, ""}
+        return self.last.get(COMPANY_KEY) not in agreed
 
-
-def _company_cache_key(hub: HubContact) -> tuple[str, str] | None:
-    if hub.company_id:
-        return f"id:{hub.company_id}", hub.company_name or ""
-    if hub.company_name and company_key(hub.company_name):
-        return f"name:{company_key(hub.company_name)}", hub.company_name
-    return None
-
-
-def ensure_companies(
-    ctx: RunContext, companies: list[tuple[str, HubCompany | None, str]], *, force: bool = False
-) -> None:
-    """Upsert the companies not yet known in this run; fills ``ctx.company_cache`` with their remote ids.
-
-    :param companies: ``(cache key, hub company row or None, name)``.
-    """
-    spec = ctx.company_spec()
-    todo: list[tuple[str, HubCompany | None, str, Link | None, dict[str, Any], dict[str, Any]]] = []
-    seen: set[str] = set()
-    rules = ctx.mappings(spec).items if spec is not None else []
-    for key, row, name in companies:
-        if key in ctx.company_cache or key in seen:
-            continue
-        seen.add(key)
-        link = links.by_hub(ctx.conn_id, spec.name, "company", row.id) if (spec and row is not None) else None
-        if link is not None and not force and row is not None and row.updated_at <= link.synced_at:
-            ctx.company_cache[key] = link.remote_id
-            continue
-        last = dict(link.last_values or {}) if link else {}
-        plan = (
-            plan_push([r for r in rules if r.hub_field != "name"], row, last, create=link is None)
-            if row
-            else None
+    def as_contact(self) -> Contact:
+        company = Company(name=self.company.name, remote_id=self.company_remote_id) if self.company else None
+        return Contact(
+            email=self.email,
+            remote_id=self.remote_id,
+            fields=dict(self.fields),
+            ref=str(self.hub_id),
+            company=company,
         )
-        fields = plan.fields if plan else {}
-        if link is not None and not fields and last.get(NAME_KEY) == company_key(name):
-            ctx.company_cache[key] = link.remote_id
-            if not ctx.dry_run:
-                link.synced_at = row.updated_at if row is not None else link.synced_at
-            continue
-        todo.append((key, row, name, link, last, fields))
-    if not todo:
-        return
-    if spec is None or not ctx.implements("upsert_company"):
-        for key, *_ in todo:
-            ctx.company_cache[key] = None  # the connector resolves companies by name itself
-        return
-    for start in range(0, len(todo), spec.batch_size):
-        chunk = todo[start : start + spec.batch_size]
-        payload = [
-            Company(name=name, remote_id=link.remote_id if link else None, fields=dict(fields), ref=key)
-            for key, _row, name, link, _last, fields in chunk
-        ]
-        if ctx.dry_run:
-            for key, row, name, link, _last, _fields in chunk:
-                ctx.company_cache[key] = link.remote_id if link else None
-                ctx.log.add(
-                    "crm",
-                    spec.name,
-                    Outcome.UPDATED if link else Outcome.CREATED,
-                    hub_id=row.id if row else None,
-                    label=name,
-                    reason="dry run",
-                )
-            continue
-        versions = {key: (row.id, row.updated_at) if row is not None else None for key, row, *_ in chunk}
-        meta = {
-            key: (name, last, fields, link.id if link else None)
-            for key, _row, name, link, last, fields in chunk
-        }
-        db.session.commit()
-        try:
-            results: list[RecordResult] = ctx.call_write("upsert_company", companies=payload)
-        except RecordError as exc:
-            results = [
-                RecordResult(Outcome.FAILED, ref=c.ref, reason=exc.message, code=exc.code) for c in payload
-            ]
-        for company, result in _pair(payload, results):
-            key = company.ref or ""
-            name, last, fields, link_id = meta[key]
-            version = versions[key]
-            if not result.ok or not result.remote_id:
-                ctx.company_cache[key] = None
-                ctx.log.add(
-                    "crm",
-                    spec.name,
-                    Outcome.FAILED,
-                    hub_id=version[0] if version else None,
-                    label=name,
-                    reason=result.reason or "no id returned",
-                    code=result.code,
-                )
-                continue
-            ctx.company_cache[key] = result.remote_id
-            if version is not None:
-                agreed = {**last, **fields, NAME_KEY: company_key(name)}
-                link = (
-                    db.session.get(Link, link_id)
-                    if link_id
-                    else links.by_remote(ctx.conn_id, spec.name, result.remote_id)
-                )
-                links.save(
-                    link,
-                    conn_id=ctx.conn_id,
-                    object_type=spec.name,
-                    kind="company",
-                    hub_id=version[0],
-                    remote_id=result.remote_id,
-                    last=agreed,
-                    synced_at=version[1],
-                )
-            ctx.log.add(
-                "crm",
-                spec.name,
-                result.outcome,
-                hub_id=version[0] if version else None,
-                remote_id=result.remote_id,
-                label=name,
-                reason=result.reason,
-            )
-        ctx.log.checkpoint()
-
-
-def push_companies(ctx: RunContext, spec: ObjectSpec) -> None:
-    """Push hub companies changed since their last sync (contacts' companies are also ensured on the fly)."""
-    link = aliased(Link)
-    query = (
-        select(HubCompany)
-        .outerjoin(
-            link,
-            and_(
-                link.connection_id == ctx.conn_id,
-                link.object_type == spec.name,
-                link.hub_kind == "company",
-                link.hub_id == HubCompany.id,
-            ),
-        )
-        .where(HubCompany.deleted_at.is_(None))
-    )
-    if not ctx.full:
-        query = query.where(or_(link.id.is_(None), HubCompany.updated_at > link.synced_at))
-    after: tuple[datetime, int] | None = None
-    while True:
-        q = query
-        if after is not None:
-            q = q.where(
-                or_(
-                    HubCompany.updated_at > after[0],
-                    and_(HubCompany.updated_at == after[0], HubCompany.id > after[1]),
-                )
-            )
-        rows = list(
-            db.session.execute(
-                q.order_by(HubCompany.updated_at, HubCompany.id).limit(spec.batch_size)
-            ).scalars()
-        )
-        if not rows:
-            return
-        after = (rows[-1].updated_at, rows[-1].id)
-        ensure_companies(ctx, [(f"id:{r.id}", r, r.name) for r in rows], force=ctx.full)
-        ctx.log.advance(len(rows))
-        ctx.log.checkpoint()
-
-
-# -- contacts ------------------------------------------------------------------------------------
-
-
-def _candidates(ctx: RunContext, spec: ObjectSpec, contact_ids: list[int] | None) -> Any:
-    link = aliased(Link)
-    query = (
-        select(HubContact, link)
-        .outerjoin(
-            link,
-            and_(
-                link.connection_id == ctx.conn_id,
-                link.object_type == spec.name,
-                link.hub_kind == "contact",
-                link.hub_id == HubContact.id,
-            ),
-        )
-        .where(HubContact.deleted_at.is_(None))
-    )
-    if contact_ids is not None:
-        query = query.where(HubContact.id.in_(contact_ids))
-    elif not ctx.full:
-        query = query.where(or_(link.id.is_(None), HubContact.updated_at > link.synced_at))
-    return query
-
-
-def count_candidates(ctx: RunContext, spec: ObjectSpec, contact_ids: list[int] | None = None) -> int:
-    sub = _candidates(ctx, spec, contact_ids).subquery()
-    return int(db.session.execute(select(func.count()).select_from(sub)).scalar_one())
 
 
 def push_contacts(
@@ -262,46 +354,22 @@ def push_contacts(
     """Push changed hub contacts of ``spec`` (or exactly ``contact_ids``) in batches."""
     rules = [r for r in ctx.mappings(spec).items if r.hub_field != "email"]
     labels = {f.name: f.label for f in ctx.mappings(spec).remote.values()}
-    query = _candidates(ctx, spec, contact_ids)
-    after: tuple[datetime, int] | None = None
-    while True:
-        q = query
-        if after is not None:
-            q = q.where(
-                or_(
-                    HubContact.updated_at > after[0],
-                    and_(HubContact.updated_at == after[0], HubContact.id > after[1]),
-                )
-            )
-        rows = db.session.execute(
-            q.order_by(HubContact.updated_at, HubContact.id).limit(spec.batch_size)
-        ).all()
-        if not rows:
-            return
-        after = (rows[-1][0].updated_at, rows[-1][0].id)
-        planned: list[tuple[HubContact, Link | None, Outgoing]] = []
-        for hub, link in rows:
+    for rows in _batches(
+        _changed(ctx, HubContact, spec, "contact", contact_ids), HubContact, spec.batch_size
+    ):
+        planned: list[tuple[Link | None, Outgoing]] = []
+        for hub, found in rows:
             ctx.log.advance()
-            out = _plan_contact(ctx, spec, rules, labels, hub, link, force=force)
+            out = _plan_contact(ctx, spec, rules, labels, hub, found, force=force)
             if out is not None:
-                planned.append((hub, link, out))
-        ensure_companies(
-            ctx,
-            [
-                (out.company_key, hub.company if hub.company_id else None, out.company_name or "")
-                for hub, _link, out in planned
-                if out.company_key
-            ],
-        )
+                planned.append((found, out))
+        ensure_companies(ctx, [out.company for _link, out in planned if out.company])
         batch: list[Outgoing] = []
-        for _hub, link, out in planned:
-            if out.company_key:
-                out.company_remote_id = ctx.company_cache.get(out.company_key)
-            company_changed = out.company_key is not None and out.last.get(COMPANY_KEY) not in {
-                out.company_remote_id,
-                company_key(out.company_name),
-            } - {None, ""}
+        for link, out in planned:
+            if out.company:
+                out.company_remote_id = ctx.company_cache.get(out.company.key)
             email_changed = link is not None and out.last.get(EMAIL_KEY) != out.email_key
+            company_changed = out.company_changed()
             if (
                 link is not None
                 and not out.fields
@@ -311,7 +379,7 @@ def push_contacts(
             ):
                 if not ctx.dry_run:
                     link.synced_at = out.version  # nothing to send: zero writes
-                ctx.log.add("crm", spec.name, Outcome.UNCHANGED)
+                ctx.log.add(CRM, spec.name, Outcome.UNCHANGED)
                 if with_action:
                     out.result = RecordResult(Outcome.UNCHANGED, ref=str(out.hub_id), remote_id=out.remote_id)
                     batch.append(out)
@@ -343,7 +411,7 @@ def _plan_contact(
         if not ctx.dry_run and link is not None:
             link.synced_at = hub.updated_at
         ctx.log.add(
-            "crm",
+            CRM,
             spec.name,
             Outcome.SKIPPED,
             hub_id=hub.id,
@@ -353,12 +421,12 @@ def _plan_contact(
         )
         return None
     if not hub.email_key and link is None:
-        ctx.log.add("crm", spec.name, Outcome.SKIPPED, hub_id=hub.id, label=label, reason="no email")
+        ctx.log.add(CRM, spec.name, Outcome.SKIPPED, hub_id=hub.id, label=label, reason="no email")
         return None
     plan = plan_push(rules, hub, last, create=link is None, force=force, labels=labels)
     if plan.errors:
         ctx.log.add(
-            "crm",
+            CRM,
             spec.name,
             Outcome.FAILED,
             hub_id=hub.id,
@@ -369,7 +437,7 @@ def _plan_contact(
         return None
     if plan.missing:
         ctx.log.add(
-            "crm",
+            CRM,
             spec.name,
             Outcome.SKIPPED,
             hub_id=hub.id,
@@ -378,7 +446,6 @@ def _plan_contact(
             code="required_field_missing",
         )
         return None
-    company = _company_cache_key(hub)
     return Outgoing(
         hub_id=hub.id,
         label=label,
@@ -390,110 +457,47 @@ def _plan_contact(
         diff=plan.diff,
         email=hub.email,
         email_key=hub.email_key,
-        company_key=company[0] if company else None,
-        company_name=company[1] if company else None,
+        company=_company_of(hub),
         # The hub's own values, for action titles with {first_name}-style placeholders.
         extra={k: v for k in HUB_ACTION_FIELDS if (v := getattr(hub, k)) not in (None, "")},
     )
 
 
-def _pair(payload: list[Any], results: list[RecordResult]) -> list[tuple[Any, RecordResult]]:
-    """Match results to inputs by ``ref`` (falling back to position); a missing answer is a failure."""
-    by_ref = {r.ref: r for r in results if r.ref is not None}
-    paired = []
-    for i, item in enumerate(payload):
-        result = by_ref.get(item.ref) or (results[i] if i < len(results) and results[i].ref is None else None)
-        paired.append(
-            (item, result or RecordResult(Outcome.FAILED, ref=item.ref, reason="no result returned"))
-        )
-    return paired
-
-
 def _send(ctx: RunContext, spec: ObjectSpec, batch: list[Outgoing], *, tolerant: bool = False) -> None:
     todo = [o for o in batch if o.result is None]
-    if not todo:
-        return
-    if ctx.dry_run:
-        for o in todo:
-            outcome = Outcome.CREATED if o.link_id is None else Outcome.UPDATED
-            ctx.log.add(
-                "crm",
-                spec.name,
-                outcome,
-                hub_id=o.hub_id,
-                remote_id=o.remote_id,
-                label=o.label,
-                reason="dry run",
-                diff=o.diff,
-            )
-        return
-    payload = [
-        Contact(
-            email=o.email,
-            remote_id=o.remote_id,
-            fields=dict(o.fields),
-            ref=str(o.hub_id),
-            company=Company(name=o.company_name or "", remote_id=o.company_remote_id)
-            if o.company_key
-            else None,
-        )
-        for o in todo
-    ]
-    db.session.commit()  # nothing pending while the vendor works
-    try:
-        results: list[RecordResult] = ctx.call_write(
-            "upsert_contact", object_type=spec.name, contacts=payload
-        )
-    except (RecordError, TransientError) as exc:
-        if isinstance(exc, TransientError) and (not tolerant or type(exc) is not TransientError):
-            raise  # a scheduled run stops and resumes from its checkpoint; quotas pause it
-        # An explicit send: this batch failed, the other contacts still go.
-        results = [
-            RecordResult(Outcome.FAILED, ref=c.ref, reason=exc.message, code=exc.code) for c in payload
-        ]
-    outs = {str(o.hub_id): o for o in todo}
-    remote_ids = [r.remote_id for r in results if r.ok and r.remote_id]
-    existing = (
-        {
-            row.remote_id: row
-            for row in db.session.execute(
-                select(Link).where(
-                    Link.connection_id == ctx.conn_id,
-                    Link.object_type == spec.name,
-                    Link.remote_id.in_(remote_ids),
-                )
-            ).scalars()
-        }
-        if remote_ids
-        else {}
+    writes = [Write(o.as_contact(), str(o.hub_id), o.hub_id, o.label, o.remote_id, o.diff) for o in todo]
+    hooks = ctx.hooks
+    done = write(
+        ctx,
+        spec.name,
+        writes,
+        lambda items: hooks.upsert_contact(ctx.client, spec.name, items),
+        object_type=spec.name,
+        dry_outcome=_dry_upsert,
+        tolerant=tolerant,
     )
-    for contact, result in _pair(payload, results):
-        o = outs[contact.ref or ""]
+    if ctx.dry_run:
+        return
+    outs = {str(o.hub_id): o for o in todo}
+    remote_ids = [r.remote_id for _w, r in done if r.ok and r.remote_id]
+    existing = links.by_remote_ids(ctx.conn_id, spec.name, remote_ids)
+    for w, result in done:
+        o = outs[w.ref]
         o.result = result
         if not result.ok:
-            ctx.log.add(
-                "crm",
-                spec.name,
-                Outcome.FAILED,
-                hub_id=o.hub_id,
-                remote_id=o.remote_id,
-                label=o.label,
-                reason=result.reason,
-                code=result.code,
-            )
             continue
         remote_id = result.remote_id or o.remote_id
         if not remote_id:
-            o.result = RecordResult(Outcome.FAILED, ref=contact.ref, reason="the connector returned no id")
+            o.result = RecordResult(Outcome.FAILED, ref=w.ref, reason="the connector returned no id")
             ctx.log.add(
-                "crm", spec.name, Outcome.FAILED, hub_id=o.hub_id, label=o.label, reason=o.result.reason
+                CRM, spec.name, Outcome.FAILED, hub_id=o.hub_id, label=o.label, reason=o.result.reason
             )
             continue
         holder = existing.get(remote_id)
         if holder is not None and holder.hub_id != o.hub_id and holder.id != o.link_id:
-            o.result = RecordResult(Outcome.FAILED, ref=contact.ref, reason="duplicate")
+            o.result = RecordResult(Outcome.FAILED, ref=w.ref, reason="duplicate")
             ctx.log.add(
-                "crm",
+                CRM,
                 spec.name,
                 Outcome.FAILED,
                 hub_id=o.hub_id,
@@ -504,10 +508,10 @@ def _send(ctx: RunContext, spec: ObjectSpec, batch: list[Outgoing], *, tolerant:
             )
             continue
         agreed = {**o.last, **o.fields, EMAIL_KEY: o.email_key}
-        if o.company_key:
-            agreed[COMPANY_KEY] = o.company_remote_id or company_key(o.company_name)
+        if o.company:
+            agreed[COMPANY_KEY] = o.company_remote_id or company_key(o.company.name)
         link = db.session.get(Link, o.link_id) if o.link_id else holder
-        links.save(
+        saved = links.save(
             link,
             conn_id=ctx.conn_id,
             object_type=spec.name,
@@ -517,15 +521,12 @@ def _send(ctx: RunContext, spec: ObjectSpec, batch: list[Outgoing], *, tolerant:
             last=agreed,
             synced_at=o.version,
         )
-        existing[remote_id] = link if link is not None else existing.get(remote_id)  # type: ignore[assignment]
+        existing[remote_id] = saved
         o.remote_id = remote_id
-        outcome = (
-            result.outcome
-            if result.outcome in (Outcome.CREATED, Outcome.UPDATED, Outcome.UNCHANGED, Outcome.SKIPPED)
-            else Outcome.UPDATED
-        )
+        sent = (Outcome.CREATED, Outcome.UPDATED, Outcome.UNCHANGED, Outcome.SKIPPED)
+        outcome = result.outcome if result.outcome in sent else Outcome.UPDATED
         ctx.log.add(
-            "crm",
+            CRM,
             spec.name,
             outcome,
             hub_id=o.hub_id,
@@ -536,7 +537,7 @@ def _send(ctx: RunContext, spec: ObjectSpec, batch: list[Outgoing], *, tolerant:
         )
 
 
-# -- actions -------------------------------------------------------------------------------------
+# -- actions ---------------------------------------------------------------------------------------
 
 
 DEFAULT_ACTION_TITLE = "Sent from leadbridge"
@@ -557,11 +558,13 @@ def action_title(ctx: RunContext, company_name: str | None, values: dict[str, An
 
 
 def create_actions(ctx: RunContext, sent: list[Outgoing]) -> None:
-    """Record an action per contact in the CRM (events: never retried, so never duplicated)."""
+    """Record an action per contact in the CRM (events: never re-sent, so never duplicated; a
+    failed one is logged as failed)."""
     if not sent or not ctx.implements("create_action"):
         return
+    hooks = ctx.hooks
     for o in sent:
-        company = Company(name=o.company_name or "", remote_id=o.company_remote_id) if o.company_key else None
+        company = Company(name=o.company.name, remote_id=o.company_remote_id) if o.company else None
         action = Action(
             title=action_title(ctx, o.company_name, o.extra),
             contact=Contact(email=o.email, remote_id=o.remote_id, ref=str(o.hub_id), extra=dict(o.extra)),
@@ -569,32 +572,31 @@ def create_actions(ctx: RunContext, sent: list[Outgoing]) -> None:
             occurred_at=utcnow(),
             ref=str(o.hub_id),
         )
-        if ctx.dry_run:
-            ctx.log.add(
-                "crm", "action", Outcome.CREATED, hub_id=o.hub_id, label=action.title, reason="dry run"
-            )
-            continue
-        db.session.commit()
-        try:
-            result: RecordResult = ctx.call("create_action", action=action)
-        except (RecordError, TransientError) as exc:
-            if isinstance(exc, TransientError) and type(exc) is not TransientError:
-                raise
-            # Actions are events, never re-sent (a lost answer must not make two): logged as failed.
-            result = RecordResult(Outcome.FAILED, ref=action.ref, reason=exc.message, code=exc.code)
-        ctx.log.add(
-            "crm",
+        one = [Write(action, str(o.hub_id), o.hub_id, action.title, None)]
+        for w, result in write(
+            ctx,
             "action",
-            result.outcome if result.ok else Outcome.FAILED,
-            hub_id=o.hub_id,
-            remote_id=result.remote_id,
-            label=action.title,
-            reason=result.reason,
-            code=result.code,
-        )
+            one,
+            lambda items: [hooks.create_action(ctx.client, items[0])],
+            object_type=None,
+            dry_outcome=lambda w: Outcome.CREATED,
+            idempotent=False,
+            tolerant=True,
+        ):
+            if result.ok and not ctx.dry_run:
+                ctx.log.add(
+                    CRM,
+                    "action",
+                    result.outcome,
+                    hub_id=w.hub_id,
+                    remote_id=result.remote_id,
+                    label=w.label,
+                    reason=result.reason,
+                    code=result.code,
+                )
 
 
-# -- deletes -------------------------------------------------------------------------------------
+# -- deletes ---------------------------------------------------------------------------------------
 
 
 def push_deletes(ctx: RunContext, spec: ObjectSpec) -> None:
@@ -626,58 +628,69 @@ def push_deletes(ctx: RunContext, spec: ObjectSpec) -> None:
     if policy == "unsubscribe" and unsub is None:
         ctx.log.note(f"{spec.label}: the delete policy is 'unsubscribe' but no field maps 'unsubscribed'")
         return
+    outcome = Outcome.DELETED if policy == "delete" else Outcome.UPDATED
+    hooks = ctx.hooks
     for start in range(0, len(rows), spec.batch_size):
         chunk = rows[start : start + spec.batch_size]
-        meta = [(link.id, link.hub_id, link.remote_id, dict(link.last_values or {})) for link in chunk]
-        if ctx.dry_run:
-            for _lid, hub_id, remote_id, _last in meta:
-                ctx.log.add(
-                    "crm",
-                    spec.name,
-                    Outcome.DELETED if policy == "delete" else Outcome.UPDATED,
-                    hub_id=hub_id,
-                    remote_id=remote_id,
-                    reason=f"deleted in the hub ({policy}); dry run",
-                )
-            continue
-        db.session.commit()
+        done: list[tuple[Write[Any], RecordResult]]
         if policy == "delete":
-            results: list[RecordResult] = ctx.call_write(
-                "delete_contacts", object_type=spec.name, remote_ids=[m[2] for m in meta]
+            # The hook gets bare ids: its results name the remote id as ``ref`` (or none: by position).
+            lasts = {link.remote_id: (link.id, dict(link.last_values or {})) for link in chunk}
+            deletes = [
+                Write(link.remote_id, link.remote_id, link.hub_id, None, link.remote_id) for link in chunk
+            ]
+            done = write(
+                ctx,
+                spec.name,
+                deletes,
+                lambda ids: hooks.delete_contacts(ctx.client, spec.name, ids),
+                object_type=spec.name,
+                dry_outcome=lambda w: outcome,
+                dry_reason=f"deleted in the hub ({policy}); dry run",
             )
         else:
             assert unsub is not None
-            payload = [
-                Contact(
-                    email=m[3].get(EMAIL_KEY),
-                    remote_id=m[2],
-                    fields={unsub.remote_field: True},
-                    ref=str(m[1]),
+            lasts = {str(link.hub_id): (link.id, dict(link.last_values or {})) for link in chunk}
+            unsubscribes = [
+                Write(
+                    Contact(
+                        email=last.get(EMAIL_KEY),
+                        remote_id=link.remote_id,
+                        fields={unsub.remote_field: True},
+                        ref=str(link.hub_id),
+                    ),
+                    str(link.hub_id),
+                    link.hub_id,
+                    None,
+                    link.remote_id,
                 )
-                for m in meta
+                for link in chunk
+                for _id, last in [lasts[str(link.hub_id)]]
             ]
-            results = ctx.call_write("upsert_contact", object_type=spec.name, contacts=payload)
-        for (link_id, hub_id, remote_id, last), result in zip(meta, results, strict=False):
-            if not result.ok:
-                ctx.log.add(
-                    "crm",
-                    spec.name,
-                    Outcome.FAILED,
-                    hub_id=hub_id,
-                    remote_id=remote_id,
-                    reason=result.reason,
-                    code=result.code,
-                )
-                continue
-            link = db.session.get(Link, link_id)
-            if link is not None:
-                link.last_values = {**last, DELETED_KEY: True}
-            ctx.log.add(
-                "crm",
+            done = write(
+                ctx,
                 spec.name,
-                Outcome.DELETED if policy == "delete" else Outcome.UPDATED,
-                hub_id=hub_id,
-                remote_id=remote_id,
+                unsubscribes,
+                lambda items: hooks.upsert_contact(ctx.client, spec.name, items),
+                object_type=spec.name,
+                dry_outcome=lambda w: outcome,
+                dry_reason=f"deleted in the hub ({policy}); dry run",
+            )
+        if ctx.dry_run:
+            continue
+        for w, result in done:
+            if not result.ok:
+                continue
+            link_id, last = lasts[w.ref]
+            row = db.session.get(Link, link_id)
+            if row is not None:
+                row.last_values = {**last, DELETED_KEY: True}
+            ctx.log.add(
+                CRM,
+                spec.name,
+                outcome,
+                hub_id=w.hub_id,
+                remote_id=w.remote_id,
                 reason=f"deleted in the hub ({policy})",
                 diff={} if policy == "delete" else {"unsubscribed": [False, True]},
             )

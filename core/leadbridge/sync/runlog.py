@@ -15,9 +15,9 @@ from sqlalchemy import insert
 
 from ..db import db, utcnow
 from ..models import SyncRecord, SyncRun
-from ..types import Outcome
+from ..types import LogSide, Outcome
 
-SIDES = ("crm", "hub")
+SIDES = tuple(LogSide)
 COUNTED = ("created", "updated", "skipped", "deleted", "failed")
 Progress = Callable[[int, int | None], None]
 
@@ -57,7 +57,7 @@ class RunLog:
 
     def add(
         self,
-        side: str,
+        side: LogSide,
         object_type: str,
         outcome: Outcome | str,
         *,

@@ -138,13 +138,7 @@ def _register(conn: Connection) -> None:
     before = list(sub.remote_ids or []) if sub is not None else []
     db.session.commit()
     try:
-        ids = [
-            str(i)
-            for i in get_plugins().call(
-                view(conn), "register_webhooks", client=client_for(conn), url=url, secret=secret
-            )
-            or []
-        ]
+        ids = get_plugins().connector(view(conn)).register_webhooks(client_for(conn), url, secret)
     except LeadbridgeError as exc:
         log.warning("registering the webhooks of connection %s failed: %s", conn_id, exc)
         _record(conn_id, SubscriptionStatus.FAILED, before, error=f"could not register the webhooks: {exc}")
@@ -164,7 +158,7 @@ def _unregister(conn: Connection, ids: list[str]) -> None:
     plugins = get_plugins()
     if not plugins.implements(conn.plugin, "unregister_webhooks"):
         raise LeadbridgeError(f"{conn.plugin} cannot remove webhooks: delete them at the vendor")
-    plugins.call(view(conn), "unregister_webhooks", client=client_for(conn), webhook_ids=ids)
+    plugins.connector(view(conn)).unregister_webhooks(client_for(conn), ids)
 
 
 def _ensure_secret(conn: Connection) -> str:

@@ -14,7 +14,7 @@ from ..db import db
 from ..errors import ConfigError, TransientError
 from ..models import SyncRun, WebhookDelivery
 from ..state import get_plugins
-from ..types import HubKind, Outcome, WebhookEvent, WebhookRequest
+from ..types import HubKind, LogSide, Outcome, WebhookEvent, WebhookRequest
 from .context import RunContext
 from .pull import store_company, store_contact
 from .runner import create_run, execute, resolve_connection
@@ -30,9 +30,7 @@ def receive_webhook(connection_id: int, request: WebhookRequest) -> SyncRun:
     conn = resolve_connection(connection_id)
     conn_id = conn.id
     db.session.commit()
-    events: list[WebhookEvent] = (
-        get_plugins().call(view(conn), "handle_webhook", client=client_for(conn), request=request) or []
-    )
+    events = get_plugins().connector(view(conn)).handle_webhook(client_for(conn), request)
     run = create_run(
         conn_id, trigger="webhook", direction="from_crm", details={"mode": "webhook", "events": len(events)}
     )
@@ -53,7 +51,7 @@ def receive_webhook(connection_id: int, request: WebhookRequest) -> SyncRun:
 
 def _apply_event(ctx: RunContext, event: WebhookEvent) -> None:
     if db.session.get(WebhookDelivery, (ctx.conn_id, event.event_id)) is not None:
-        ctx.log.add("hub", event.object_type, Outcome.UNCHANGED)
+        ctx.log.add(LogSide.HUB, event.object_type, Outcome.UNCHANGED)
         return
     try:
         spec = ctx.info.object(event.object_type)

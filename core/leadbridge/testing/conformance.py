@@ -224,9 +224,9 @@ class ConnectorConformance:
         overridden = harness.view()
         assert overridden.base_url_override, "the kit's connection should carry the sandbox override"
         real = dataclasses.replace(overridden, base_url_override=None)
-        url = harness.plugins.call(real, "api_base_url")
+        url = harness.plugins.connector(real).api_base_url()
         assert isinstance(url, str) and url.startswith("https://"), f"vendor URL {url!r} is not https"
-        assert harness.plugins.call(overridden, "api_base_url") == url, (
+        assert harness.plugins.connector(overridden).api_base_url() == url, (
             "api_base_url must not read connection.base_url_override: the core rewrites the host"
         )
         assert (

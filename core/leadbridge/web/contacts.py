@@ -386,7 +386,7 @@ def import_list(list_id: int, conn_id: int) -> ResponseReturnValue:
     else:
         db.session.commit()
         try:
-            campaigns = list(get_plugins().call(view(conn), "list_campaigns", client=client_for(conn)) or [])
+            campaigns = get_plugins().connector(view(conn)).list_campaigns(client_for(conn))
         except LeadbridgeError as exc:
             problem = f"Could not list the campaigns of {conn.name}: {exc}"
     return render_template(

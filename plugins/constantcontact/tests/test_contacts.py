@@ -247,7 +247,7 @@ def test_hook_fetch_campaign_members_reads_one_list(harness, sandbox) -> None:
 
 def test_hook_api_base_url_is_fixed(harness, sandbox_server) -> None:
     """The real vendor URL, override or not: the core's client sends it to the sandbox."""
-    assert harness.plugins.call(harness.view(), "api_base_url") == "https://api.cc.email/v3"
+    assert harness.plugins.connector(harness.view()).api_base_url() == "https://api.cc.email/v3"
     sent = harness.client.destination("https://api.cc.email/v3/contacts")
     assert sent == f"{sandbox_server.url}/v3/contacts"
 
