@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from .db import UTCDateTime, db, utcnow
+from .types import RunStatus
 
 
 def normalize_email(email: str | None) -> str | None:
@@ -235,7 +236,7 @@ class SyncRun(db.Model):  # type: ignore[name-defined,misc]
     id: Mapped[int] = mapped_column(primary_key=True)
     connection_id: Mapped[int] = mapped_column(ForeignKey("connection.id", ondelete="CASCADE"), index=True)
     #: queued | running | succeeded | partial | failed | paused | cancelled
-    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.QUEUED.value, index=True)
     #: schedule | manual | webhook | form | api | send | import
     trigger: Mapped[str] = mapped_column(String(16), default="manual")
     direction: Mapped[str] = mapped_column(String(16), default="both")

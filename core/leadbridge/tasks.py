@@ -39,10 +39,11 @@ def make_celery(app: Flask) -> Any:
         from .db import db
         from .models import SyncRun
         from .sync.runner import execute
+        from .types import RunStatus
 
         with app.app_context():
             run = db.session.get(SyncRun, run_id)
-            if run is None or run.status != "queued":
+            if run is None or run.status != RunStatus.QUEUED:
                 return "skipped"  # a re-delivered message for a run already done
             db.session.commit()
             return execute(run_id).status

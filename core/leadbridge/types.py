@@ -85,6 +85,41 @@ class RunStatus(StrEnum):
         return self in (RunStatus.SUCCEEDED, RunStatus.PARTIAL)
 
 
+class WebhookEventKind(StrEnum):
+    """What a webhook event does to the hub record it names (connectors may add their own kinds,
+    such as Pipedrive's ``deal_added``, which the core records but does not apply)."""
+
+    UPSERT = "upsert"
+    DELETE = "delete"
+    UNSUBSCRIBE = "unsubscribe"
+
+
+class WritePolicy(StrEnum):
+    """When a mapping may overwrite the target field."""
+
+    OVERWRITE = "overwrite"
+    #: only when the target is empty
+    IF_EMPTY = "if_empty"
+    #: set when the record is created, never overwritten
+    NEVER = "never"
+
+
+class DeletePolicy(StrEnum):
+    """What a deletion on one side does on the other (``options["delete_policy"][flow]``)."""
+
+    IGNORE = "ignore"
+    UNSUBSCRIBE = "unsubscribe"
+    DELETE = "delete"
+
+
+class ConflictPolicy(StrEnum):
+    """Who wins when both sides changed a two-way field (``options["conflict"]``)."""
+
+    NEWEST = "newest"
+    HUB = "hub"
+    CRM = "crm"
+
+
 class HubKind(StrEnum):
     """The kind of hub record a connector object maps to."""
 
@@ -265,12 +300,12 @@ class WebhookRequest:
 class WebhookEvent:
     """What a webhook means for the hub.
 
-    :param kind: ``upsert``, ``delete``, ``unsubscribe`` or a connector-specific event (``deal_added``).
+    :param kind: a :class:`WebhookEventKind`, or a connector-specific event (``deal_added``).
     :param object_type: the connector object the event is about.
     :param event_id: the vendor's delivery id, used to ignore duplicate deliveries.
     """
 
-    kind: str
+    kind: WebhookEventKind | str
     object_type: str
     event_id: str
     contact: Contact | None = None

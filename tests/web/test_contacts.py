@@ -193,6 +193,19 @@ def test_a_failed_send_looks_failed(
     assert "Done." not in bad and 'data-status="failed"' in bad
 
 
+def test_a_send_stopped_by_the_vendor_quota_looks_paused_not_failed(
+    app: Flask, logged_in: FlaskClient, csrf: str, connection: Connection, people: list[int], sandbox, url
+) -> None:
+    logged_in.post(url("mapping.defaults", conn_id=connection.id), data={"csrf_token": csrf})
+    sandbox.fail_next(429, body={"error": "quota_exceeded"}, times=10, path_prefix="/api/contacts")
+    run_id = start_send(connection.id, people[:2])
+    wait_for_runs(app, timeout=60)
+    page = logged_in.get(url("contacts.job", job_id=run_id)).get_data(as_text=True)
+    assert 'data-status="paused"' in page
+    assert "paused until" in page and "daily quota used up" in page and "Start it again after that time" in page
+    assert "failed" not in page and "Done." not in page
+
+
 def test_lists_create_and_show_members(logged_in: FlaskClient, csrf: str, people: list[int], url) -> None:
     html = logged_in.get(url("contacts.lists")).get_data(as_text=True)
     assert "Newsletter" in html and '<td class="num">30</td>' in html

@@ -15,7 +15,7 @@ from flask.cli import with_appcontext
 from ..db import db
 from ..errors import LeadbridgeError
 from ..models import SyncRun
-from ..types import Direction
+from ..types import Direction, RunStatus
 
 
 def run_summary(run: SyncRun) -> dict[str, Any]:
@@ -100,7 +100,7 @@ def sync_command(connection: str, direction: str | None, dry_run: bool, full: bo
             )
         if run.error:
             click.echo(f"Error: {run.error}")
-    sys.exit(0 if run.status in ("succeeded", "partial") else 1)
+    sys.exit(0 if RunStatus(run.status).finished_ok else 1)
 
 
 @click.command("scheduler")

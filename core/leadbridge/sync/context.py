@@ -20,7 +20,7 @@ from ..metadata import ConnectorInfo, ObjectSpec
 from ..models import Connection, FieldMapping
 from ..plugins import Plugins
 from ..state import get_plugins
-from ..types import Direction, HubKind, RecordResult
+from ..types import ConflictPolicy, DeletePolicy, Direction, HubKind, RecordResult
 from . import fieldcache
 from .mappings import ObjectMappings, fetch_remote_fields, missing_remote_fields, preset_rows, resolve
 from .runlog import RunLog
@@ -196,14 +196,15 @@ class RunContext:
         """True when this run, the connection and the connector object all allow ``flow``."""
         return self.direction.includes(flow) and any(d.includes(flow) for d in spec.directions)
 
-    def delete_policy(self, flow: str) -> str:
-        policy = (self.options.get("delete_policy") or {}).get(flow, "ignore")
-        return str(policy) if policy in ("ignore", "unsubscribe", "delete") else "ignore"
+    def delete_policy(self, flow: Direction) -> DeletePolicy:
+        """The delete policy of ``flow`` (``to_crm`` / ``from_crm``); unknown values read as ignore."""
+        policy = (self.options.get("delete_policy") or {}).get(flow.value, DeletePolicy.IGNORE)
+        return DeletePolicy(policy) if policy in set(DeletePolicy) else DeletePolicy.IGNORE
 
     @property
-    def conflict_policy(self) -> str:
-        policy = self.options.get("conflict", "newest")
-        return str(policy) if policy in ("newest", "hub", "crm") else "newest"
+    def conflict_policy(self) -> ConflictPolicy:
+        policy = self.options.get("conflict", ConflictPolicy.NEWEST)
+        return ConflictPolicy(policy) if policy in set(ConflictPolicy) else ConflictPolicy.NEWEST
 
 
 def _app() -> Flask:

@@ -17,11 +17,11 @@ from ..http import VendorClient
 from ..metadata import ObjectSpec
 from ..models import Connection, FieldMapping
 from ..state import get_plugins
-from ..types import Direction, FieldType, HubKind, RemoteField
+from ..types import Direction, FieldType, HubKind, RemoteField, WritePolicy
 from .fieldcache import remote_fields
 from .hubfields import HUB_CHOICES, hub_field_type
 
-WRITE_POLICIES = ("overwrite", "if_empty", "never")
+WRITE_POLICIES = tuple(WritePolicy)
 
 
 @dataclass(frozen=True, slots=True)

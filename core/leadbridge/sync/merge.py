@@ -23,6 +23,7 @@ from typing import Any
 from .. import clock as clocks
 from ..fieldtypes import ConversionError, is_empty, validate
 from ..models import Company, Contact
+from ..types import WritePolicy
 from .hubfields import get_value, set_value
 from .mappings import FieldRule, to_hub, to_remote
 
@@ -114,9 +115,9 @@ def merge_pull(
             continue
         if not seen and not created and is_empty(remote_val) and not is_empty(hub_old):
             continue  # first match: a field the CRM never had does not wipe the hub's value (it is pushed)
-        if not created and rule.write_policy == "never":
+        if not created and rule.write_policy == WritePolicy.NEVER:
             continue
-        if not created and rule.write_policy == "if_empty" and not is_empty(hub_old):
+        if not created and rule.write_policy == WritePolicy.IF_EMPTY and not is_empty(hub_old):
             continue
         hub_changed = not is_empty(hub_old) and (not seen or hub_as_remote != last.get(rf))
         if rule.two_way and not created and hub_changed:
@@ -194,9 +195,9 @@ def plan_push(
                     plan.missing.append((labels or {}).get(rf, rf))
                 continue
         else:
-            if rule.write_policy == "never":
+            if rule.write_policy == WritePolicy.NEVER:
                 continue
-            if rule.write_policy == "if_empty" and not is_empty(last.get(rf)):
+            if rule.write_policy == WritePolicy.IF_EMPTY and not is_empty(last.get(rf)):
                 continue
             if not force and rf in last and last[rf] == value:
                 continue  # unchanged since the last sync: not sent

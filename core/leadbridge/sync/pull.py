@@ -19,7 +19,7 @@ from ..metadata import ObjectSpec
 from ..models import Company as HubCompany
 from ..models import Contact as HubContact
 from ..models import Link, SyncState, normalize_email
-from ..types import Company, Contact, HubKind, LogSide, Outcome, Page
+from ..types import Company, Contact, DeletePolicy, Direction, HubKind, LogSide, Outcome, Page
 from . import cursor as cursors
 from . import links
 from .context import MAX_PAGES, RunContext
@@ -146,9 +146,9 @@ def _tombstone(ctx: RunContext, spec: ObjectSpec, link: Link, hub: HubContact | 
     link.last_values = {**(link.last_values or {}), DELETED_KEY: True}
     if hub is None or not isinstance(hub, HubContact):
         return
-    policy = ctx.delete_policy("from_crm")
+    policy = ctx.delete_policy(Direction.FROM_CRM)
     label = hub.email or f"#{hub.id}"
-    if policy == "unsubscribe" and not hub.unsubscribed:
+    if policy is DeletePolicy.UNSUBSCRIBE and not hub.unsubscribed:
         hub.unsubscribed = True
         ctx.log.add(
             LogSide.HUB,
@@ -160,7 +160,7 @@ def _tombstone(ctx: RunContext, spec: ObjectSpec, link: Link, hub: HubContact | 
             reason="deleted in the CRM: unsubscribed",
             diff={"unsubscribed": [False, True]},
         )
-    elif policy == "delete" and hub.deleted_at is None:
+    elif policy is DeletePolicy.DELETE and hub.deleted_at is None:
         hub.deleted_at = utcnow()
         ctx.log.add(
             LogSide.HUB,

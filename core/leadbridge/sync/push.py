@@ -25,7 +25,7 @@ from ..metadata import ObjectSpec
 from ..models import Company as HubCompany
 from ..models import Contact as HubContact
 from ..models import Link
-from ..types import Action, Company, Contact, LogSide, Outcome, RecordResult
+from ..types import Action, Company, Contact, DeletePolicy, Direction, LogSide, Outcome, RecordResult
 from . import links
 from .context import RunContext
 from .hubfields import company_key
@@ -601,8 +601,8 @@ def create_actions(ctx: RunContext, sent: list[Outgoing]) -> None:
 
 def push_deletes(ctx: RunContext, spec: ObjectSpec) -> None:
     """Apply the to-CRM delete policy to contacts deleted in the hub (soft-deleted or gone)."""
-    policy = ctx.delete_policy("to_crm")
-    if policy == "ignore":
+    policy = ctx.delete_policy(Direction.TO_CRM)
+    if policy is DeletePolicy.IGNORE:
         return
     rows = [
         link
@@ -621,19 +621,19 @@ def push_deletes(ctx: RunContext, spec: ObjectSpec) -> None:
     ]
     if not rows:
         return
-    if policy == "delete" and not (spec.supports_delete and ctx.implements("delete_contacts")):
+    if policy is DeletePolicy.DELETE and not (spec.supports_delete and ctx.implements("delete_contacts")):
         ctx.log.note(f"{spec.label}: the delete policy is 'delete' but the connector cannot delete")
         return
     unsub = next((r for r in ctx.mappings(spec).items if r.hub_field == "unsubscribed" and r.pushes()), None)
-    if policy == "unsubscribe" and unsub is None:
+    if policy is DeletePolicy.UNSUBSCRIBE and unsub is None:
         ctx.log.note(f"{spec.label}: the delete policy is 'unsubscribe' but no field maps 'unsubscribed'")
         return
-    outcome = Outcome.DELETED if policy == "delete" else Outcome.UPDATED
+    outcome = Outcome.DELETED if policy is DeletePolicy.DELETE else Outcome.UPDATED
     hooks = ctx.hooks
     for start in range(0, len(rows), spec.batch_size):
         chunk = rows[start : start + spec.batch_size]
         done: list[tuple[Write[Any], RecordResult]]
-        if policy == "delete":
+        if policy is DeletePolicy.DELETE:
             # The hook gets bare ids: its results name the remote id as ``ref`` (or none: by position).
             lasts = {link.remote_id: (link.id, dict(link.last_values or {})) for link in chunk}
             deletes = [
@@ -692,6 +692,6 @@ def push_deletes(ctx: RunContext, spec: ObjectSpec) -> None:
                 hub_id=w.hub_id,
                 remote_id=w.remote_id,
                 reason=f"deleted in the hub ({policy})",
-                diff={} if policy == "delete" else {"unsubscribed": [False, True]},
+                diff={} if policy is DeletePolicy.DELETE else {"unsubscribed": [False, True]},
             )
         ctx.log.checkpoint()

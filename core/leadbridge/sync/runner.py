@@ -30,7 +30,7 @@ from ..errors import (
 )
 from ..models import Connection, SyncRun
 from ..state import get_executor
-from ..types import Direction, HubKind
+from ..types import Direction, HubKind, RunStatus
 from . import locks
 from .context import RunContext
 from .pull import pull_object
@@ -67,7 +67,7 @@ def create_run(
     flow = Direction(direction or conn.direction)
     run = SyncRun(
         connection_id=conn.id,
-        status="queued",
+        status=RunStatus.QUEUED,
         trigger=trigger,
         direction=flow.value,
         dry_run=dry_run,
@@ -124,12 +124,12 @@ def execute(run_id: int, *, progress: Progress | None = None, body: Body | None 
         if not got:
             return _finish_unstarted(
                 run_id,
-                "failed",
+                RunStatus.FAILED,
                 f"another run of this connection kept it busy for {wait:.0f} s; nothing was sent — "
                 "try again once it has finished",
             )
     elif policy is LockPolicy.SKIP and not locks.acquire(lock_name, owner):
-        return _finish_unstarted(run_id, "cancelled", "another run of this connection is in progress")
+        return _finish_unstarted(run_id, RunStatus.CANCELLED, "another run of this connection is in progress")
     locked = policy is not LockPolicy.NONE
     try:
         if locked:
@@ -175,7 +175,7 @@ def lock_policy(mode: str, *, dry_run: bool) -> LockPolicy:
     return LockPolicy.SKIP if mode == "sync" else LockPolicy.WAIT
 
 
-def _finish_unstarted(run_id: int, status: str, error: str) -> SyncRun:
+def _finish_unstarted(run_id: int, status: RunStatus, error: str) -> SyncRun:
     run = db.session.get(SyncRun, run_id)
     assert run is not None
     run.status, run.error, run.finished_at = status, error, utcnow()
@@ -189,12 +189,12 @@ def recover_interrupted(conn_id: int, *, keep: int) -> int:
         update(SyncRun)
         .where(
             SyncRun.connection_id == conn_id,
-            SyncRun.status == "running",
+            SyncRun.status == RunStatus.RUNNING,
             SyncRun.id != keep,
             SyncRun.trigger != "webhook",  # webhook runs hold no lock: one may be live right now
         )
         .values(
-            status="failed",
+            status=RunStatus.FAILED,
             finished_at=utcnow(),
             error="interrupted (the process stopped); the next run resumed from the last checkpoint",
         )
@@ -217,7 +217,7 @@ def _execute(
     conn = db.session.get(Connection, run.connection_id)
     assert conn is not None
     started = utcnow()
-    run.status, run.started_at = "running", started
+    run.status, run.started_at = RunStatus.RUNNING, started
     db.session.commit()
     runlog = RunLog(run, progress=progress)
     if heartbeat is not None:
@@ -228,7 +228,7 @@ def _execute(
             heartbeat()
 
         runlog.checkpoint = checkpoint_with_heartbeat  # type: ignore[method-assign]
-    status, error, resumes_at = "succeeded", None, None
+    status, error, resumes_at = RunStatus.SUCCEEDED, None, None
     ctx: RunContext | None = None
     try:
         if not conn.enabled:
@@ -242,20 +242,20 @@ def _execute(
             full=bool(details.get("full")),
         )
         (body or BODIES[mode])(ctx, details)
-        status = "partial" if runlog.failed else "succeeded"
+        status = RunStatus.PARTIAL if runlog.failed else RunStatus.SUCCEEDED
     except QuotaExhausted as exc:
-        status, error = "paused", str(exc)
+        status, error = RunStatus.PAUSED, str(exc)
         resumes_at = exc.resets_at or utcnow() + timedelta(hours=1)
     except RateLimited as exc:
-        status, error = "paused", str(exc)
+        status, error = RunStatus.PAUSED, str(exc)
         resumes_at = utcnow() + timedelta(seconds=exc.retry_after or 60)
     except NeedsReconnect as exc:
-        status, error = "failed", f"{exc.message} — reconnect the connection"
+        status, error = RunStatus.FAILED, f"{exc.message} — reconnect the connection"
     except LeadbridgeError as exc:
-        status, error = "failed", str(exc)
+        status, error = RunStatus.FAILED, str(exc)
     except Exception as exc:  # the run log must say what happened, whatever it was
         log.exception("run #%s failed", run_id)
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        status, error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
     db.session.rollback()  # an unfinished batch is dropped; its checkpoint was not committed
     runlog.stage()
     run = db.session.get(SyncRun, run_id)
@@ -272,12 +272,12 @@ def _execute(
             "rate_limited": ctx.stats.rate_limited,
         }
     if not run.dry_run:
-        if status == "paused":
+        if status is RunStatus.PAUSED:
             conn.state, conn.paused_until = "paused", resumes_at
             conn.state_message = (
                 f"Paused until {resumes_at:%Y-%m-%d %H:%M} UTC: {error}" if resumes_at else error
             )
-        elif status in ("succeeded", "partial") and conn.state in ("paused", "error"):
+        elif status.finished_ok and conn.state in ("paused", "error"):
             conn.state, conn.state_message, conn.paused_until = "ok", None, None
     db.session.commit()
     return run

@@ -14,7 +14,7 @@ from ..db import db
 from ..errors import ConfigError, TransientError
 from ..models import SyncRun, WebhookDelivery
 from ..state import get_plugins
-from ..types import HubKind, LogSide, Outcome, WebhookEvent, WebhookRequest
+from ..types import HubKind, LogSide, Outcome, RunStatus, WebhookEvent, WebhookEventKind, WebhookRequest
 from .context import RunContext
 from .pull import store_company, store_contact
 from .runner import create_run, execute, resolve_connection
@@ -43,7 +43,7 @@ def receive_webhook(connection_id: int, request: WebhookRequest) -> SyncRun:
             ctx.log.checkpoint()  # the delivery id and its hub writes commit together
 
     done = execute(run.id, body=apply)
-    if done.status in ("failed", "paused"):
+    if done.status in (RunStatus.FAILED, RunStatus.PAUSED):
         # Nothing of the failed event was kept: ask the vendor to deliver it again.
         raise TransientError(f"webhook run #{done.id} {done.status}: {done.error}")
     return done
@@ -61,11 +61,11 @@ def _apply_event(ctx: RunContext, event: WebhookEvent) -> None:
     rules = ctx.mappings(spec).items  # may call the vendor (and commit): before the delivery is recorded
     db.session.add(WebhookDelivery(connection_id=ctx.conn_id, event_id=event.event_id))
     if event.contact is not None and spec.hub_kind is HubKind.CONTACT:
-        if event.kind in ("delete", "deleted"):
+        if event.kind == WebhookEventKind.DELETE:
             event.contact.deleted = True
         store_contact(ctx, spec, rules, event.contact)
     elif event.company is not None and spec.hub_kind is HubKind.COMPANY:
-        if event.kind in ("delete", "deleted"):
+        if event.kind == WebhookEventKind.DELETE:
             event.company.deleted = True
         store_company(ctx, spec, rules, event.company)
     if ctx.dry_run:

@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..models import Connection, SyncRun
-
-ACTIVE = frozenset({"queued", "running"})
+from ..types import LogSide, RunStatus
 
 
 @dataclass(frozen=True)
@@ -25,16 +24,25 @@ class Job:
         return self.run.id
 
     @property
+    def status(self) -> RunStatus:
+        return RunStatus(self.run.status)
+
+    @property
     def finished(self) -> bool:
-        return self.run.status not in ACTIVE
+        return not self.status.active
 
     @property
     def failed(self) -> bool:
-        return self.run.status in ("failed", "cancelled", "paused")
+        return self.status in (RunStatus.FAILED, RunStatus.CANCELLED)
+
+    @property
+    def paused(self) -> bool:
+        """Stopped by the vendor's quota or rate limit: not failed, it resumes after the reset."""
+        return self.status is RunStatus.PAUSED
 
     @property
     def partial(self) -> bool:
-        return self.run.status == "partial"
+        return self.status is RunStatus.PARTIAL
 
     @property
     def error(self) -> str | None:
@@ -61,7 +69,7 @@ def label_for(run: SyncRun, conn: Connection | None, list_name: str | None = Non
 
 def summarize(counts: dict[str, dict[str, int]]) -> str:
     parts = []
-    for side, label in (("crm", "CRM"), ("hub", "leadbridge")):
+    for side, label in ((LogSide.CRM, "CRM"), (LogSide.HUB, "leadbridge")):
         c = counts.get(side) or {}
         nums = ", ".join(f"{v} {k}" for k, v in c.items() if v)
         if nums:

@@ -15,13 +15,13 @@ from .. import clock as clocks
 from ..db import db
 from ..models import Connection, DebugEntry, SyncRecord, SyncRun
 from ..sync import export_run_csv
-from ..types import HubKind
+from ..types import HubKind, RunStatus
 from .util import OUTCOMES, connection_info, get_or_404, int_arg, like_escape, side_counts
 
 bp = Blueprint("runs", __name__)
 
 SIDES = (("crm", "CRM"), ("hub", "leadbridge"))
-ACTIVE = frozenset({"queued", "running"})
+ACTIVE = frozenset(s for s in RunStatus if s.active)
 RECORDS_PAGE = 100
 
 

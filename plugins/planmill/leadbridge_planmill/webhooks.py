@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from leadbridge.connection_view import ConnectionView
 from leadbridge.errors import AuthError, RecordError
 from leadbridge.http import VendorClient
-from leadbridge.types import WebhookEvent, WebhookRequest
+from leadbridge.types import WebhookEvent, WebhookEventKind, WebhookRequest
 
 from .reads import company_from_row, contact_from_row
 
@@ -86,14 +86,14 @@ def _event(delivery: dict[str, Any], body: bytes) -> WebhookEvent:
         raise RecordError(f"unexpected PlanMill delivery {hook!r}", code="bad_body")
     row["id"] = rid
     stamp = row.get("modified") or hashlib.sha256(body).hexdigest()[:16]
-    kind = "delete" if action == "delete" else "upsert"
+    kind = WebhookEventKind.DELETE if action == "delete" else WebhookEventKind.UPSERT
     event = WebhookEvent(
         kind=kind, object_type=resource_name, event_id=f"{hook}:{rid}:{stamp}", data=delivery
     )
     if resource_name == "contact":
         event.contact = contact_from_row(row)
-        event.contact.deleted = kind == "delete"
+        event.contact.deleted = kind is WebhookEventKind.DELETE
     else:
         event.company = company_from_row(row)
-        event.company.deleted = kind == "delete"
+        event.company.deleted = kind is WebhookEventKind.DELETE
     return event

@@ -49,6 +49,7 @@ from leadbridge.types import (
     RecordResult,
     RemoteField,
     WebhookEvent,
+    WebhookEventKind,
     WebhookRequest,
 )
 
@@ -426,7 +427,7 @@ def _result(raw: dict[str, Any], ref: str | None) -> RecordResult:
 
 
 def _event(raw: dict[str, Any]) -> WebhookEvent:
-    kind = "delete" if raw.get("type") == "contact.deleted" else "upsert"
+    kind = WebhookEventKind.DELETE if raw.get("type") == "contact.deleted" else WebhookEventKind.UPSERT
     data = raw.get("data") or {}
     contact = _contact(data) if "id" in data else None
     return WebhookEvent(kind=kind, object_type="contact", event_id=str(raw["id"]), contact=contact, data=data)
