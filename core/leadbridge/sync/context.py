@@ -50,8 +50,6 @@ class RunContext:
     #: company key (``id:<hub id>`` / ``name:<key>``) → remote id: one upsert per company per run
     company_cache: dict[str, str | None] = field(default_factory=dict)
     _mappings: dict[str, ObjectMappings] = field(default_factory=dict)
-    #: the pull page being stored (prefetched links and contacts), see :class:`~.pull.PageCache`
-    page: Any = None
     _view: ConnectionView | None = None
 
     @classmethod

@@ -11,7 +11,7 @@ from ..errors import ConfigError
 from ..models import ContactList, ListMembership
 from ..types import HubKind, LogSide, Outcome
 from .context import MAX_PAGES, RunContext
-from .pull import store_contact
+from .pull import store
 
 
 def import_members(ctx: RunContext, details: dict[str, Any]) -> None:
@@ -45,7 +45,7 @@ def import_members(ctx: RunContext, details: dict[str, Any]) -> None:
                     reason="no email",
                 )
                 continue
-            hub = store_contact(ctx, spec, rules, member, force=True)
+            hub = store(ctx, spec, rules, member, force=True)
             if hub is None:
                 continue
             db.session.flush()

@@ -7,10 +7,10 @@ de-duplicated by the links. A dry run does the same work and rolls the hub write
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import or_, select
 
@@ -33,54 +33,60 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(slots=True)
 class PageCache:
-    """One page's links and hub contacts, read with two queries instead of two per record."""
+    """One page's links and matching hub records (by email key or company name key), read with two
+    queries instead of two per record. Passed explicitly to :func:`store`."""
 
     conn_id: int
     object_type: str
+    kind: HubKind
     links: dict[str, Link] = field(default_factory=dict)
-    contacts: dict[str, HubContact] = field(default_factory=dict)
-    remote_ids: set[str] = field(default_factory=set)
-    email_keys: set[str] = field(default_factory=set)
+    records: dict[str, HubContact | HubCompany] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, conn_id: int, object_type: str, items: list[Contact]) -> PageCache:
-        cache = cls(conn_id, object_type)
-        cache.remote_ids = {str(i.remote_id) for i in items if i.remote_id is not None}
-        cache.email_keys = {k for k in (normalize_email(i.email) for i in items) if k}
-        if cache.remote_ids:
+    def load(
+        cls, conn_id: int, object_type: str, kind: HubKind, items: Sequence[Contact | Company]
+    ) -> PageCache:
+        cache = cls(conn_id, object_type, kind)
+        remote_ids = {str(i.remote_id) for i in items if i.remote_id is not None}
+        keys = {k for k in (natural_key(i) for i in items) if k}
+        if remote_ids:
             found = db.session.execute(
                 select(Link).where(
                     Link.connection_id == conn_id,
                     Link.object_type == object_type,
-                    Link.remote_id.in_(cache.remote_ids),
+                    Link.remote_id.in_(remote_ids),
                 )
             ).scalars()
             cache.links = {link.remote_id: link for link in found}
         hub_ids = {link.hub_id for link in cache.links.values()}
-        if cache.email_keys or hub_ids:
-            rows = db.session.execute(
-                select(HubContact).where(
-                    or_(HubContact.email_key.in_(cache.email_keys), HubContact.id.in_(hub_ids))
+        if keys or hub_ids:
+            rows: list[HubContact] | list[HubCompany]
+            if kind is HubKind.CONTACT:
+                match = or_(HubContact.email_key.in_(keys), HubContact.id.in_(hub_ids))
+                rows = list(
+                    db.session.execute(select(HubContact).where(match).order_by(HubContact.id)).scalars()
                 )
-            ).scalars()
-            cache.contacts = {
-                c.email_key: c for c in rows if c.email_key
-            }  # linked ones now in the identity map
+            else:
+                match = or_(HubCompany.name_key.in_(keys), HubCompany.id.in_(hub_ids))
+                rows = list(
+                    db.session.execute(select(HubCompany).where(match).order_by(HubCompany.id)).scalars()
+                )
+            for row in rows:  # linked ones land in the identity map too; the oldest namesake wins
+                key = row.email_key if isinstance(row, HubContact) else row.name_key
+                if key:
+                    cache.records.setdefault(key, row)
         return cache
 
-    def link(self, remote_id: str) -> Link | None:
-        if remote_id in self.remote_ids or remote_id in self.links:
-            return self.links.get(remote_id)
-        return links.by_remote(self.conn_id, self.object_type, remote_id)  # pragma: no cover
+    def rekey(self, record: HubContact | HubCompany, key: str) -> None:
+        """``record`` is now found under ``key`` (the CRM changed its email)."""
+        for old in [k for k, v in self.records.items() if v is record]:
+            self.records.pop(old)
+        self.records[key] = record
 
-    def contact(self, email_key: str) -> HubContact | None:
-        if email_key in self.contacts:
-            return self.contacts[email_key]
-        if email_key in self.email_keys:
-            return None
-        return db.session.execute(  # pragma: no cover - a key outside the page
-            select(HubContact).where(HubContact.email_key == email_key)
-        ).scalar_one_or_none()
+
+def natural_key(item: Contact | Company) -> str | None:
+    """How a CRM record is matched to a hub record without a link: email, or the company's name."""
+    return normalize_email(item.email) if isinstance(item, Contact) else (company_key(item.name) or None)
 
 
 def stream_name(spec: ObjectSpec) -> str:
@@ -94,28 +100,21 @@ def pull_object(ctx: RunContext, spec: ObjectSpec) -> None:
     state = db.session.get(SyncState, (ctx.conn_id, stream))
     since = cursors.read_since(state.cursor if state else None, sync_from=ctx.conn.sync_from, full=ctx.full)
     kind = spec.hub_kind
-    store: Callable[[Any], Any] = (
-        (lambda item: store_company(ctx, spec, om.items, item))
-        if kind is HubKind.COMPANY
-        else (lambda item: store_contact(ctx, spec, om.items, item))
-    )
     page_cursor: str | None = None
     seen_cursors: set[str] = set()
     for _ in range(MAX_PAGES):
         db.session.commit()  # nothing pending while the vendor answers
-        page: Page[Any]
+        page: Page[Contact] | Page[Company]
         if kind is HubKind.COMPANY:
             page = ctx.hooks.fetch_companies(ctx.client, since, page_cursor)
         else:
             page = ctx.hooks.fetch_contacts(ctx.client, spec.name, since, page_cursor)
+        cache = PageCache.load(ctx.conn_id, spec.name, kind, page.items)
         positions: list[tuple[datetime | None, str]] = []
-        if kind is HubKind.CONTACT:
-            ctx.page = PageCache.load(ctx.conn_id, spec.name, cast(list[Contact], page.items))
         for item in page.items:
-            store(item)
+            store(ctx, spec, om.items, item, page=cache)
             positions.append((item.modified_at, str(item.remote_id or "")))
             ctx.log.advance()
-        ctx.page = None
         _checkpoint(ctx, stream, positions)
         nxt = page.next_cursor
         if nxt is None:
@@ -173,127 +172,144 @@ def _tombstone(ctx: RunContext, spec: ObjectSpec, link: Link, hub: HubContact | 
         )
 
 
-def store_contact(
-    ctx: RunContext, spec: ObjectSpec, rules: list[FieldRule], item: Contact, *, force: bool = False
-) -> HubContact | None:
-    """Match (link, then email), create or update one hub contact from a CRM record; log the outcome."""
+def store(
+    ctx: RunContext,
+    spec: ObjectSpec,
+    rules: list[FieldRule],
+    item: Contact | Company,
+    *,
+    page: PageCache | None = None,
+    force: bool = False,
+) -> HubContact | HubCompany | None:
+    """Store one CRM record in the hub: match it (link, then email or exact company name), create
+    or merge, record what both sides now agree on, log the outcome.
+
+    :param page: the page's prefetched links and records (a single record reads its own).
+    :param force: store even a record the look-back already stored (list imports).
+    """
+    page = page or PageCache.load(ctx.conn_id, spec.name, spec.hub_kind, [item])
+    is_contact = isinstance(item, Contact)
     remote_id = str(item.remote_id) if item.remote_id is not None else None
-    cache = ctx.page if ctx.page is not None and ctx.page.object_type == spec.name else None
-    link = (
-        (cache.link(remote_id) if cache else links.by_remote(ctx.conn_id, spec.name, remote_id))
-        if remote_id
-        else None
-    )
-    hub = db.session.get(HubContact, link.hub_id) if link else None
-    label = item.email or remote_id or "?"
+    link = page.links.get(remote_id) if remote_id else None
+    hub: HubContact | HubCompany | None = None
+    if link is not None:
+        hub = (
+            db.session.get(HubContact, link.hub_id) if is_contact else db.session.get(HubCompany, link.hub_id)
+        )
+    label = (item.email if isinstance(item, Contact) else item.name) or remote_id or "?"
     if item.deleted:
         if link is not None:
             _tombstone(ctx, spec, link, hub)
         return None
-    if (
-        link is not None
-        and not force
-        and not ctx.full
-        and cursors.already_stored(link.remote_modified_at, item.modified_at)
-    ):
+    overlap = link is not None and cursors.already_stored(link.remote_modified_at, item.modified_at)
+    if overlap and not force and not ctx.full:
         return hub  # read again in the look-back overlap: already stored
-    email_key = normalize_email(item.email)
+    key = natural_key(item)
     created = False
     if hub is None:
-        if not email_key:
+        if not key:
+            reason = "no email" if is_contact else "no name"
             ctx.log.add(
-                LogSide.HUB, spec.name, Outcome.SKIPPED, remote_id=remote_id, label=label, reason="no email"
+                LogSide.HUB, spec.name, Outcome.SKIPPED, remote_id=remote_id, label=label, reason=reason
             )
             return None
-        hub = (
-            cache.contact(email_key)
-            if cache
-            else db.session.execute(
-                select(HubContact).where(HubContact.email_key == email_key)
-            ).scalar_one_or_none()
-        )
-        if hub is not None and remote_id:
-            other = links.by_hub(ctx.conn_id, spec.name, "contact", hub.id)
-            if (
-                other is not None
-                and other.remote_id != remote_id
-                and not (other.last_values or {}).get(DELETED_KEY)
-            ):
-                ctx.log.add(
-                    LogSide.HUB,
-                    spec.name,
-                    Outcome.SKIPPED,
-                    hub_id=hub.id,
-                    remote_id=remote_id,
-                    label=label,
-                    reason=f"duplicate in the CRM: {item.email} is already linked to {other.remote_id}",
-                    code="duplicate",
-                )
-                return hub
+        hub = page.records.get(key)
+        if hub is not None and remote_id and _linked_elsewhere(ctx, spec, hub, remote_id, label):
+            return hub
         if hub is None:
-            hub = HubContact(consent="none", unsubscribed=False, custom={}, field_changed_at={})
-            hub.set_email(item.email)
+            hub = _new_record(item, key)
             db.session.add(hub)
             created = True
-            if cache:
-                cache.contacts[email_key] = hub
-    merged, pending = _merge(ctx, rules, hub, item.fields, item.modified_at, link, created, key="email")
-    _merge_email(ctx, spec, hub, item, merged.diff, merged.last, merged.changed_at, created=created)
-    _attach_company(ctx, hub, item.company, merged.diff)
-    pulled_company = _company_seen(rules, item)
-    if pulled_company:
-        # What the CRM record points at, in the terms push compares: a pulled contact whose company
-        # did not change is not re-sent (the first `sync --full` after a pull used to echo them all).
-        merged.last[COMPANY_KEY] = pulled_company
+            page.records[key] = hub
+    merged, pending = _merge(ctx, rules, hub, item.fields, item.modified_at, link, created)
+    if isinstance(item, Contact) and isinstance(hub, HubContact):
+        _merge_email(ctx, spec, hub, item, merged.diff, merged.last, merged.changed_at, created=created)
+        _attach_company(ctx, hub, item.company, merged.diff)
+        pulled_company = _company_seen(rules, item)
+        if pulled_company:
+            # What the CRM record points at, in the terms push compares: a pulled contact whose company
+            # did not change is not re-sent (the first `sync --full` after a pull used to echo them all).
+            merged.last[COMPANY_KEY] = pulled_company
+    else:
+        merged.last[NAME_KEY] = key
     stamp = _stamp(hub, merged, created)
-    if cache and hub.email_key and cache.contacts.get(hub.email_key) is not hub:
-        # The CRM changed the email: the old key no longer names this contact.
-        for old in [k for k, v in cache.contacts.items() if v is hub]:
-            cache.contacts.pop(old)
-        cache.contacts[hub.email_key] = hub
+    if isinstance(hub, HubContact) and hub.email_key and page.records.get(hub.email_key) is not hub:
+        page.rekey(hub, hub.email_key)  # the CRM changed the email: the old key no longer names it
     if remote_id:
-        link = links.save(
+        page.links[remote_id] = links.save(
             link,
             conn_id=ctx.conn_id,
             object_type=spec.name,
-            kind="contact",
+            kind=spec.hub_kind.value,
             hub_id=hub.id,
             remote_id=remote_id,
             last=merged.last,
             synced_at=_synced_at(link, pending, stamp),
             remote_modified_at=item.modified_at,
         )
-        if cache:
-            cache.links[remote_id] = link
-    reason = "; ".join(merged.errors) or None
+        if not is_contact:
+            ctx.company_cache[f"id:{hub.id}"] = remote_id
+    _log_stored(ctx, spec, hub.id, remote_id, label, merged, created)
+    return hub
+
+
+def _new_record(item: Contact | Company, key: str) -> HubContact | HubCompany:
+    if isinstance(item, Contact):
+        contact = HubContact(consent="none", unsubscribed=False, custom={}, field_changed_at={})
+        contact.set_email(item.email)
+        return contact
+    return HubCompany(name=item.name.strip(), name_key=key, custom={}, field_changed_at={})
+
+
+def _linked_elsewhere(
+    ctx: RunContext, spec: ObjectSpec, hub: HubContact | HubCompany, remote_id: str, label: str
+) -> bool:
+    """The hub record matched by email or name is linked to another live CRM record: a duplicate in
+    the CRM, logged and left alone (one hub record has one link per object)."""
+    other = links.by_hub(ctx.conn_id, spec.name, spec.hub_kind.value, hub.id)
+    if other is None or other.remote_id == remote_id or (other.last_values or {}).get(DELETED_KEY):
+        return False
+    ctx.log.add(
+        LogSide.HUB,
+        spec.name,
+        Outcome.SKIPPED,
+        hub_id=hub.id,
+        remote_id=remote_id,
+        label=label,
+        reason=f"duplicate in the CRM: {label} is already linked to {other.remote_id}",
+        code="duplicate",
+    )
+    return True
+
+
+def _log_stored(
+    ctx: RunContext,
+    spec: ObjectSpec,
+    hub_id: int,
+    remote_id: str | None,
+    label: str,
+    merged: PullMerge,
+    created: bool,
+) -> None:
     for field_name, conflict in merged.conflicts.items():
         ctx.log.add(
             LogSide.HUB,
             spec.name,
             Outcome.CONFLICT,
-            hub_id=hub.id,
+            hub_id=hub_id,
             remote_id=remote_id,
             label=label,
             reason=f"{field_name} changed on both sides; {conflict['winner']} wins",
             diff={field_name: conflict},
         )
-    if created:
+    reason = "; ".join(merged.errors) or None
+    if created or merged.diff:
+        outcome = Outcome.CREATED if created else Outcome.UPDATED
         ctx.log.add(
             LogSide.HUB,
             spec.name,
-            Outcome.CREATED,
-            hub_id=hub.id,
-            remote_id=remote_id,
-            label=label,
-            reason=reason,
-            diff=merged.diff,
-        )
-    elif merged.diff:
-        ctx.log.add(
-            LogSide.HUB,
-            spec.name,
-            Outcome.UPDATED,
-            hub_id=hub.id,
+            outcome,
+            hub_id=hub_id,
             remote_id=remote_id,
             label=label,
             reason=reason,
@@ -304,14 +320,13 @@ def store_contact(
             LogSide.HUB,
             spec.name,
             Outcome.SKIPPED,
-            hub_id=hub.id,
+            hub_id=hub_id,
             remote_id=remote_id,
             label=label,
             reason=reason,
         )
     else:
         ctx.log.add(LogSide.HUB, spec.name, Outcome.UNCHANGED)
-    return hub
 
 
 def _company_seen(rules: list[FieldRule], item: Contact) -> str | None:
@@ -334,8 +349,6 @@ def _merge(
     remote_time: datetime | None,
     link: Link | None,
     created: bool,
-    *,
-    key: str,
 ) -> tuple[PullMerge, bool]:
     """Merge a CRM record's mapped fields into ``hub`` (the match ``key`` is handled by the caller).
 
@@ -345,6 +358,7 @@ def _merge(
     unsent = _hub_pending(link, hub, created)  # before the merge touches the record
     last = dict(link.last_values or {}) if link else {}
     last.pop(DELETED_KEY, None)
+    key = "email" if isinstance(hub, HubContact) else "name"  # matched by the caller, never merged
     merged = merge_pull(
         [r for r in rules if r.hub_field != key],
         hub,
@@ -455,67 +469,4 @@ def _attach_company(
     hub.company_name = row.name
 
 
-def store_company(
-    ctx: RunContext, spec: ObjectSpec, rules: list[FieldRule], item: Company
-) -> HubCompany | None:
-    """Match (link, then exact normalised name), create or update one hub company."""
-    remote_id = str(item.remote_id) if item.remote_id is not None else None
-    link = links.by_remote(ctx.conn_id, spec.name, remote_id) if remote_id else None
-    hub = db.session.get(HubCompany, link.hub_id) if link else None
-    label = item.name or remote_id or "?"
-    if item.deleted:
-        if link is not None:
-            _tombstone(ctx, spec, link, hub)
-        return None
-    if (
-        link is not None
-        and not ctx.full
-        and cursors.already_stored(link.remote_modified_at, item.modified_at)
-    ):
-        return hub
-    created = False
-    if hub is None:
-        key = company_key(item.name)
-        if not key:
-            ctx.log.add(
-                LogSide.HUB, spec.name, Outcome.SKIPPED, remote_id=remote_id, label=label, reason="no name"
-            )
-            return None
-        hub = db.session.execute(
-            select(HubCompany).where(HubCompany.name_key == key).limit(1)
-        ).scalar_one_or_none()
-        if hub is None:
-            hub = HubCompany(name=item.name.strip(), name_key=key, custom={}, field_changed_at={})
-            db.session.add(hub)
-            created = True
-    merged, pending = _merge(ctx, rules, hub, item.fields, item.modified_at, link, created, key="name")
-    merged.last[NAME_KEY] = company_key(item.name)
-    stamp = _stamp(hub, merged, created)
-    if remote_id:
-        links.save(
-            link,
-            conn_id=ctx.conn_id,
-            object_type=spec.name,
-            kind="company",
-            hub_id=hub.id,
-            remote_id=remote_id,
-            last=merged.last,
-            synced_at=_synced_at(link, pending, stamp),
-            remote_modified_at=item.modified_at,
-        )
-        ctx.company_cache[f"id:{hub.id}"] = remote_id
-    outcome = Outcome.CREATED if created else (Outcome.UPDATED if merged.diff else Outcome.UNCHANGED)
-    ctx.log.add(
-        LogSide.HUB,
-        spec.name,
-        outcome,
-        hub_id=hub.id,
-        remote_id=remote_id,
-        label=label,
-        reason="; ".join(merged.errors) or None,
-        diff=merged.diff,
-    )
-    return hub
-
-
-__all__ = ["COMPANY_KEY", "pull_object", "store_company", "store_contact"]
+__all__ = ["COMPANY_KEY", "PageCache", "pull_object", "store"]

@@ -16,7 +16,7 @@ from ..models import SyncRun, WebhookDelivery
 from ..state import get_plugins
 from ..types import HubKind, LogSide, Outcome, RunStatus, WebhookEvent, WebhookEventKind, WebhookRequest
 from .context import RunContext
-from .pull import store_company, store_contact
+from .pull import store
 from .runner import create_run, execute, resolve_connection
 
 
@@ -63,10 +63,10 @@ def _apply_event(ctx: RunContext, event: WebhookEvent) -> None:
     if event.contact is not None and spec.hub_kind is HubKind.CONTACT:
         if event.kind == WebhookEventKind.DELETE:
             event.contact.deleted = True
-        store_contact(ctx, spec, rules, event.contact)
+        store(ctx, spec, rules, event.contact)
     elif event.company is not None and spec.hub_kind is HubKind.COMPANY:
         if event.kind == WebhookEventKind.DELETE:
             event.company.deleted = True
-        store_company(ctx, spec, rules, event.company)
+        store(ctx, spec, rules, event.company)
     if ctx.dry_run:
         db.session.rollback()
