@@ -202,7 +202,9 @@ def test_a_send_stopped_by_the_vendor_quota_looks_paused_not_failed(
     wait_for_runs(app, timeout=60)
     page = logged_in.get(url("contacts.job", job_id=run_id)).get_data(as_text=True)
     assert 'data-status="paused"' in page
-    assert "paused until" in page and "daily quota used up" in page and "Start it again after that time" in page
+    assert (
+        "paused until" in page and "daily quota used up" in page and "Start it again after that time" in page
+    )
     assert "failed" not in page and "Done." not in page
 
 

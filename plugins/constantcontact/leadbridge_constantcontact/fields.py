@@ -13,6 +13,7 @@ from typing import Any
 from leadbridge import clock as clocks
 from leadbridge.http import VendorClient
 from leadbridge.toolkit.paging import NextUrl, read_all, records_at
+from leadbridge.toolkit.vendortypes import TypeTable, VendorType, number
 from leadbridge.types import Choice, Contact, Direction, FieldType, RemoteField
 
 PHONE_KINDS = ("home", "work", "mobile", "other")
@@ -49,14 +50,15 @@ _STANDARD: tuple[tuple[str, str, FieldType, str | None], ...] = (
     ("anniversary", "Anniversary", FieldType.DATE, None),
 )
 
-_CF_TYPES = {
-    "string": FieldType.TEXT,
-    "number": FieldType.NUMBER,
-    "currency": FieldType.NUMBER,
-    "date": FieldType.DATE,
-    "single_select": FieldType.SELECT,
-    "multi_select": FieldType.MULTISELECT,
-}
+#: Custom field types (``type`` of a definition); values are sent as text, dates as ``YYYY-MM-DD``.
+CF_TYPES = TypeTable(
+    VendorType("string", FieldType.TEXT, write=lambda v: _text(v)),
+    VendorType("number", FieldType.NUMBER, read=number, write=lambda v: _text(v)),
+    VendorType("currency", FieldType.NUMBER, read=number, write=lambda v: _text(v)),
+    VendorType("date", FieldType.DATE, read=lambda v: _iso_date(v), write=lambda v: _text(v)),
+    VendorType("single_select", FieldType.SELECT),
+    VendorType("multi_select", FieldType.MULTISELECT),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +179,7 @@ def remote_fields(custom: CustomFields) -> list[RemoteField]:
             RemoteField(
                 cf.remote_name,
                 cf.label,
-                _CF_TYPES.get(cf.type, FieldType.TEXT),
+                CF_TYPES.hub_type(cf.type) or FieldType.TEXT,
                 custom=True,
                 choices=tuple(Choice(label, label) for _, label in cf.choices),
                 vendor_type=cf.type,
@@ -243,7 +245,7 @@ def contact_from_cc(raw: dict[str, Any], custom: CustomFields) -> Contact:
             labels = [cf.choice_label(c) for c in entry["choice_ids"]]
             fields[cf.remote_name] = labels if cf.type == "multi_select" else labels[0]
         else:
-            fields[cf.remote_name] = entry.get("value")
+            fields[cf.remote_name] = CF_TYPES.to_hub(entry.get("value"), cf.type)
     deleted = bool(raw.get("deleted_at"))
     modified = parse_time(raw.get("updated_at"))
     deleted_at = parse_time(raw.get("deleted_at"))
@@ -328,7 +330,7 @@ def _cf_entry(cf: CustomField, value: Any) -> dict[str, Any] | None:
         labels = value if isinstance(value, list | tuple) else [value]
         ids = [cid for cid in (cf.choice_id(str(v)) for v in labels) if cid]
         return {"custom_field_id": cf.id, "choice_ids": ids} if ids else None
-    return {"custom_field_id": cf.id, "value": _text(value)}
+    return {"custom_field_id": cf.id, "value": CF_TYPES.to_vendor(value, cf.type)}
 
 
 def phones_of(values: dict[str, Any]) -> list[tuple[str, str]]:

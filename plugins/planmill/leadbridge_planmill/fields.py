@@ -9,6 +9,7 @@ from typing import Any
 
 from leadbridge.errors import ConfigError
 from leadbridge.http import VendorClient
+from leadbridge.toolkit.vendortypes import TypeTable, VendorType
 from leadbridge.types import Choice, Direction, FieldType, RemoteField
 
 from .dates import format_dt, parse_dt
@@ -152,18 +153,17 @@ PRESETS = {
 # Link and audit fields the connector manages itself; never offered for mapping.
 HIDDEN = frozenset({"id", "account", "accountName", "accountType", "invoiceXsl"})
 
-_FORMATS = {
-    "emaillink": FieldType.EMAIL,
-    "email": FieldType.EMAIL,
-    "weblink": FieldType.URL,
-    "linkedin": FieldType.URL,
-    "mediumdate": FieldType.DATETIME,
-    "int": FieldType.NUMBER,
-    "currency": FieldType.NUMBER,
-    "text": FieldType.TEXT,
-    "string": FieldType.TEXT,
-    "": FieldType.TEXT,
-}
+#: PlanMill field formats (``/{resource}/meta``) -> hub types. Values are converted by field name
+#: (PlanMill's meta does not type its datetimes and enumeration ids): see to_hub / to_planmill.
+FORMATS = TypeTable(
+    VendorType("emaillink", FieldType.EMAIL),
+    VendorType("email", FieldType.EMAIL),
+    VendorType("weblink", FieldType.URL),
+    VendorType("linkedin", FieldType.URL),
+    VendorType("mediumdate", FieldType.DATETIME),
+    VendorType("int", FieldType.NUMBER),
+    VendorType("currency", FieldType.NUMBER),
+)
 
 
 def resource(object_type: str) -> str:
@@ -208,7 +208,7 @@ def describe(object_type: str, name: str, spec: Mapping[str, Any], *, label_firs
     elif "phone" in name.lower() or name == "fax":
         ftype = FieldType.PHONE
     else:
-        ftype = _FORMATS.get(fmt, FieldType.TEXT)
+        ftype = FORMATS.hub_type(fmt) or FieldType.TEXT
     writable = name in WRITABLE.get(object_type, frozenset())
     caption = spec.get("caption")
     label = (

@@ -6,32 +6,32 @@ from datetime import date, datetime
 from typing import Any
 
 from leadbridge.connection_view import ConnectionView
+from leadbridge.toolkit.vendortypes import TypeTable, VendorType, boolean, iso, join, split, text
 from leadbridge.types import Choice, Direction, FieldType, RemoteField
 
-TYPES = {
-    "string": FieldType.TEXT,
-    "combobox": FieldType.TEXT,
-    "id": FieldType.TEXT,
-    "reference": FieldType.TEXT,
-    "encryptedstring": FieldType.TEXT,
-    "textarea": FieldType.TEXTAREA,
-    "email": FieldType.EMAIL,
-    "phone": FieldType.PHONE,
-    "url": FieldType.URL,
-    "picklist": FieldType.SELECT,
-    "multipicklist": FieldType.MULTISELECT,
-    "boolean": FieldType.BOOLEAN,
-    "int": FieldType.NUMBER,
-    "double": FieldType.NUMBER,
-    "currency": FieldType.NUMBER,
-    "percent": FieldType.NUMBER,
-    "long": FieldType.NUMBER,
-    "date": FieldType.DATE,
-    "datetime": FieldType.DATETIME,
-    "time": FieldType.TIME,
-}
-# Compound and binary fields cannot be mapped one-to-one (their parts, e.g. City, are listed on their own).
-SKIPPED_TYPES = frozenset({"address", "location", "base64", "anyType", "complexvalue", "json"})
+#: Salesforce field types: the hub type and the wire form of each (describe's ``type``).
+TYPES = TypeTable(
+    *(VendorType(name, FieldType.TEXT, write=text) for name in ("string", "combobox", "encryptedstring")),
+    VendorType("id", FieldType.TEXT),
+    VendorType("reference", FieldType.TEXT),
+    # The brief's score field is text, the hub's score a number: text fields take any value as text.
+    VendorType("textarea", FieldType.TEXTAREA, write=text),
+    VendorType("email", FieldType.EMAIL, write=text),
+    VendorType("phone", FieldType.PHONE, write=text),
+    VendorType("url", FieldType.URL, write=text),
+    VendorType("picklist", FieldType.SELECT, write=text),
+    VendorType("multipicklist", FieldType.MULTISELECT, read=split(";"), write=join(";")),
+    VendorType("boolean", FieldType.BOOLEAN, write=boolean()),
+    *(VendorType(name, FieldType.NUMBER) for name in ("int", "double", "currency", "percent", "long")),
+    VendorType("date", FieldType.DATE, write=text),
+    VendorType("datetime", FieldType.DATETIME, read=iso(lambda v: parse_datetime(v)), write=text),
+    VendorType("time", FieldType.TIME, write=text),
+    # Compound and binary fields cannot be mapped one-to-one (their parts, e.g. City, are listed apart).
+    *(
+        VendorType(name, None)
+        for name in ("address", "location", "base64", "anyType", "complexvalue", "json")
+    ),
+)
 
 PRESETS: dict[str, dict[str, str]] = {
     "Lead": {
@@ -57,7 +57,7 @@ PULL_ONLY = frozenset({Direction.FROM_CRM})
 
 
 def usable(field: dict[str, Any]) -> bool:
-    return field.get("type") not in SKIPPED_TYPES
+    return TYPES.synced(field.get("type"))
 
 
 def field_map(describe: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -111,7 +111,7 @@ def remote_fields(
             RemoteField(
                 name=name,
                 label=label,
-                type=TYPES.get(str(f.get("type")), FieldType.TEXT),
+                type=TYPES.hub_type(str(f.get("type"))) or FieldType.TEXT,
                 object_type=object_type,
                 required=bool(
                     f.get("createable")
@@ -137,32 +137,14 @@ def remote_fields(
 
 def from_salesforce(value: Any, sf_type: str) -> Any:
     """A queried value in the hub's terms (ISO strings for dates, lists for multi-selects)."""
-    if value is None:
-        return None
-    if sf_type == "multipicklist":
-        return [v for v in str(value).split(";") if v]
-    if sf_type == "datetime":
-        return parse_datetime(str(value)).isoformat()
-    return value
+    return TYPES.to_hub(value, sf_type)
 
 
 def to_salesforce(value: Any, sf_type: str | None) -> Any:
     """A hub value in the shape Salesforce accepts for a field of ``sf_type``."""
-    if value is None:
-        return None
-    if sf_type == "multipicklist" and isinstance(value, list | tuple | set):
-        return ";".join(str(v) for v in value)
-    if isinstance(value, datetime):
+    if isinstance(value, datetime | date) and sf_type not in TYPES:
         return value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if sf_type in ("string", "textarea", "url", "phone", "email", "picklist", "combobox") and not isinstance(
-        value, str
-    ):
-        return str(value)  # the brief's score field is text; the hub's score is a number
-    if sf_type == "boolean" and isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    return value
+    return TYPES.to_vendor(value, sf_type)
 
 
 def parse_datetime(value: str) -> datetime:

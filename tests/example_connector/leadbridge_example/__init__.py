@@ -33,6 +33,7 @@ from leadbridge.metadata import (
 )
 from leadbridge.toolkit.answers import error_parts
 from leadbridge.toolkit.paging import CursorParam, read_page, records_at
+from leadbridge.toolkit.vendortypes import TypeTable, VendorType
 from leadbridge.types import (
     Action,
     Campaign,
@@ -63,19 +64,19 @@ REVOKE_PATH = "oauth/revoke"
 SIGNATURE_HEADER = "X-Example-Signature"
 DEFAULT_ACTION_TITLE = "Activity from leadbridge"
 
-#: ExampleCRM field types -> hub types
-TYPES = {
-    "string": FieldType.TEXT,
-    "longtext": FieldType.TEXTAREA,
-    "email": FieldType.EMAIL,
-    "phone": FieldType.PHONE,
-    "url": FieldType.URL,
-    "integer": FieldType.NUMBER,
-    "checkbox": FieldType.BOOLEAN,
-    "date": FieldType.DATE,
-    "datetime": FieldType.DATETIME,
-    "picklist": FieldType.SELECT,
-}
+#: ExampleCRM field types -> hub types (values cross unchanged: ExampleCRM speaks JSON types)
+TYPES = TypeTable(
+    VendorType("string", FieldType.TEXT),
+    VendorType("longtext", FieldType.TEXTAREA),
+    VendorType("email", FieldType.EMAIL),
+    VendorType("phone", FieldType.PHONE),
+    VendorType("url", FieldType.URL),
+    VendorType("integer", FieldType.NUMBER),
+    VendorType("checkbox", FieldType.BOOLEAN),
+    VendorType("date", FieldType.DATE),
+    VendorType("datetime", FieldType.DATETIME),
+    VendorType("picklist", FieldType.SELECT),
+)
 #: default mappings offered for new connections: remote field -> hub field
 PRESETS = {
     "contact": {
@@ -355,7 +356,7 @@ def _remote_field(raw: dict[str, Any], object_type: str) -> RemoteField:
     return RemoteField(
         name=raw["name"],
         label=raw["label"],
-        type=TYPES.get(raw["type"], FieldType.TEXT),
+        type=TYPES.hub_type(raw["type"]) or FieldType.TEXT,
         object_type=object_type,
         required=bool(raw.get("required")),
         writable=not read_only,
