@@ -170,13 +170,13 @@ def test_reset_fault_applies_the_request_and_answers_nothing(
     sandbox_server: Any, sandbox: ExampleSandbox
 ) -> None:
     """The sandbox's "reset" is a real dropped connection after the write, not an error response."""
-    sandbox.tokens["probe-token"] = (sandbox.token_generation, sandbox.now().replace(year=2100))
+    token = sandbox.auth.issue_grant(sandbox.client_id)["access_token"]
     sandbox.fail_next(0, mode="reset", path_prefix="/api/contacts/batch")
     with pytest.raises(requests.ConnectionError):
         requests.post(
             f"{sandbox_server.url}/api/contacts/batch",
             json={"records": [NEW_CONTACT]},
-            headers={"Authorization": "Bearer probe-token"},
+            headers={"Authorization": f"Bearer {token}"},
             timeout=5,
         )
     assert sandbox.find_contact("ada.lovelace@example.com") is not None

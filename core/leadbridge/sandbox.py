@@ -4,6 +4,7 @@ A connector ships a subclass of :class:`Sandbox` that adds the vendor's routes t
 (same paths, auth, paging, errors, rate limits). The base supplies what every sandbox needs:
 
 * a call log (:attr:`Sandbox.calls`) to count API calls exactly;
+* JSON answers in the vendor's envelope (:meth:`Sandbox.error_response`) for unknown routes and methods;
 * fault knobs: latency, a queue of forced failures (:meth:`fail_next`), token expiry
   (:meth:`expire_tokens`), and a token-bucket rate limiter (:meth:`set_rate_limit`) answering in
   the vendor's own format (:meth:`rate_limit_response`);
@@ -85,6 +86,14 @@ class Sandbox:
         self.token_generation = 0
         self.app.before_request(self._before)
         self.app.after_request(self._after)
+        # Vendors answer unknown routes and methods in their JSON envelope, not with an HTML page.
+        self.app.register_error_handler(
+            404, lambda e: self.error_response(404, "NOT_FOUND", f"no resource at {request.path}")
+        )
+        self.app.register_error_handler(
+            405,
+            lambda e: self.error_response(405, "METHOD_NOT_ALLOWED", f"{request.method} is not allowed here"),
+        )
         self.setup_routes()
 
     # -- to implement ----------------------------------------------------------------------
@@ -118,6 +127,14 @@ class Sandbox:
     def company_count(self) -> int:
         """How many companies the vendor side holds."""
         raise NotImplementedError
+
+    def error_response(self, status: int, code: str, message: str) -> Response:
+        """An error in the vendor's envelope (override it: ``[{"errorCode", "message"}]`` for
+        Salesforce, ``[{"error_key", "error_message"}]`` for Constant Contact). The base answers
+        unknown routes (404) and methods (405) with it."""
+        resp = jsonify({"error": code, "message": message})
+        resp.status_code = status
+        return resp
 
     def rate_limit_response(self, retry_after: float) -> Response:
         """The vendor's answer when the rate limit is hit (override for vendor-specific bodies)."""

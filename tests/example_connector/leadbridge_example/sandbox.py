@@ -24,19 +24,18 @@ Rate limits come from the base class's token bucket (429 with ``Retry-After``); 
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
-import secrets
-import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from flask import Response, jsonify, request
 from leadbridge import clock as clocks
 from leadbridge.sandbox import Sandbox
+from leadbridge.sandboxkit.oauth import OAuthServer
+from leadbridge.sandboxkit.records import Ids, Record, RecordStore, parse_iso
 
 MAX_BATCH = 100
 MAX_PAGE = 100
@@ -77,26 +76,6 @@ _OPTIONS = {f["name"]: set(f["options"]) for f in CONTACT_FIELDS if "options" in
 
 
 @dataclass
-class Record:
-    """One vendor-side record (contact or company)."""
-
-    id: int
-    values: dict[str, Any]
-    updated_at: datetime
-    created_at: datetime
-    deleted: bool = False
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id),
-            **self.values,
-            "created_at": _iso(self.created_at),
-            "updated_at": _iso(self.updated_at),
-            "deleted": self.deleted,
-        }
-
-
-@dataclass
 class Campaign:
     id: int
     name: str
@@ -124,19 +103,40 @@ class ExampleSandbox(Sandbox):
         token_ttl: int = 3600,
     ) -> None:
         self.page_size = page_size
-        self.token_ttl = token_ttl
-        self.contacts: dict[int, Record] = {}
-        self.companies: dict[int, Record] = {}
+        self._now: datetime | None = None
+        self.ids = Ids(1000)
+        self.contacts = RecordStore(self.now, self.ids)
+        self.companies = RecordStore(self.now, self.ids)
         self.actions: list[dict[str, Any]] = []
         self.campaigns: dict[int, Campaign] = {}
         self.webhooks: list[dict[str, Any]] = []
-        self.tokens: dict[str, tuple[int, datetime]] = {}  # token -> (generation, expires_at)
-        self.refresh_tokens: dict[str, str] = {}  # refresh token -> the access token issued with it
-        self.token_requests = 0
-        self._ids = 1000
-        self._now: datetime | None = None
-        self._id_lock = threading.Lock()
+        # Client credentials with a rotating refresh token on every grant; RFC 7009 revocation.
+        self.auth = OAuthServer(
+            lambda: self.now().timestamp(),
+            lambda: self.token_generation,
+            prefix="/oauth",
+            vendor="ExampleCRM",
+            refresh_scope=None,
+            token_prefixes=("ex_", "exr_"),
+        )
+        self.auth.access_lifetime = token_ttl
+        self.auth.accept_body_credentials = True
+        self.auth.register_app(self.client_id, self.client_secret, client_credentials=True)
         super().__init__(rate_limit=rate_limit, latency=latency)
+
+    @property
+    def tokens(self) -> dict[str, Any]:
+        """The access tokens that still work."""
+        return self.auth.live_access_tokens()
+
+    @property
+    def refresh_tokens(self) -> dict[str, Any]:
+        """The refresh tokens that still work."""
+        return dict(self.auth.refresh)
+
+    @property
+    def token_requests(self) -> int:
+        return self.auth.token_requests
 
     # -- control methods (tests and the demo call these directly) -----------------------------
 
@@ -154,29 +154,25 @@ class ExampleSandbox(Sandbox):
         ids = []
         with self.lock:
             for _ in range(count):
-                n = self._next_id()
-                values: dict[str, Any] = {
-                    "email": f"person{n}@example.net" if with_email else None,
-                    "first_name": "Person",
-                    "last_name": f"Number {n}",
-                    "lifecycle_stage": "lead",
-                    "score": n % 50,
-                }
-                self.contacts[n] = self._new(n, values)
+                rec = self.contacts.add({"first_name": "Person", "lifecycle_stage": "lead"})
+                n = rec.id
+                rec.values.update(
+                    email=f"person{n}@example.net" if with_email else None,
+                    last_name=f"Number {n}",
+                    score=n % 50,
+                )
                 ids.append(str(n))
         return ids
 
     def add_company(self, name: str, **values: Any) -> str:
         """Create one company vendor-side; return its id."""
         with self.lock:
-            n = self._next_id()
-            self.companies[n] = self._new(n, {"name": name, **values})
-            return str(n)
+            return str(self.companies.add({"name": name, **values}).id)
 
     def add_campaign(self, name: str, member_ids: list[str]) -> str:
         """Create a campaign whose members are the given contact ids; return its id."""
         with self.lock:
-            n = self._next_id()
+            n = self.ids.next()
             self.campaigns[n] = Campaign(n, name, [int(i) for i in member_ids])
             return str(n)
 
@@ -195,12 +191,12 @@ class ExampleSandbox(Sandbox):
     def contact_count(self) -> int:
         """Live (not deleted) contacts."""
         with self.lock:
-            return sum(1 for r in self.contacts.values() if not r.deleted)
+            return self.contacts.count()
 
     def company_count(self) -> int:
         """Live (not deleted) companies."""
         with self.lock:
-            return sum(1 for r in self.companies.values() if not r.deleted)
+            return self.companies.count()
 
     def connection_settings(self, base_url: str) -> tuple[dict[str, Any], dict[str, str]]:
         """Settings and secrets that authenticate against this sandbox."""
@@ -240,23 +236,9 @@ class ExampleSandbox(Sandbox):
         body = json.dumps({"events": events}).encode()
         return body, {"Content-Type": "application/json", "X-Example-Signature": self.sign(body, secret)}
 
-    # -- internals ------------------------------------------------------------------------------
-
-    def _next_id(self) -> int:
-        with self._id_lock:
-            self._ids += 1
-            return self._ids
-
-    def _new(self, n: int, values: dict[str, Any]) -> Record:
-        now = self.now()
-        return Record(n, values, updated_at=now, created_at=now)
-
     def _by_email(self, email: str) -> Record | None:
-        key = email.strip().lower()
-        for rec in self.contacts.values():
-            if not rec.deleted and (rec.values.get("email") or "").lower() == key:
-                return rec
-        return None
+        """ExampleCRM's matching rule: one live contact per email, compared case-insensitively."""
+        return self.contacts.find("email", email, casefold=True)
 
     # -- routes ---------------------------------------------------------------------------------
 
@@ -264,8 +246,7 @@ class ExampleSandbox(Sandbox):
         app = self.app
         app.before_request(self._authorize)
         app.after_request(self._rate_headers)
-        app.post("/oauth/token")(self._token)
-        app.post("/oauth/revoke")(self._revoke)
+        self.auth.install(app)
         app.get("/api/fields")(self._fields)
         app.get("/api/contacts")(self._list_contacts)
         app.post("/api/contacts/batch")(self._upsert_contacts)
@@ -285,10 +266,8 @@ class ExampleSandbox(Sandbox):
             return None
         header = request.headers.get("Authorization", "")
         token = header[7:] if header.startswith("Bearer ") else ""
-        with self.lock:
-            issued = self.tokens.get(token)
-            if issued is None or issued[0] != self.token_generation or issued[1] <= self.now():
-                return _error(401, "invalid_token", "the access token is invalid or expired")
+        if not token or self.auth.check_access(token) is None:
+            return _error(401, "invalid_token", "the access token is invalid or expired")
         return None
 
     def _rate_headers(self, response: Response) -> Response:
@@ -299,47 +278,9 @@ class ExampleSandbox(Sandbox):
             response.headers["X-RateLimit-Reset"] = f"{per:g}"
         return response
 
-    def _token(self) -> Response:
-        with self.lock:
-            self.token_requests += 1
-        auth = request.authorization
-        client_id = auth.username if auth else request.form.get("client_id")
-        secret = (auth.password if auth else request.form.get("client_secret")) or ""
-        if client_id != self.client_id or not hmac.compare_digest(secret, self.client_secret):
-            return _error(401, "invalid_client", "unknown client or wrong secret")
-        grant = request.form.get("grant_type")
-        with self.lock:
-            if grant == "refresh_token":
-                # Rotating refresh tokens: each one works once.
-                if self.refresh_tokens.pop(request.form.get("refresh_token", ""), None) is None:
-                    return _error(400, "invalid_grant", "refresh token revoked, expired or already used")
-            elif grant != "client_credentials":
-                return _error(400, "unsupported_grant_type", "use client_credentials or refresh_token")
-            token = "ex_" + secrets.token_urlsafe(24)
-            refresh = "exr_" + secrets.token_urlsafe(24)
-            self.tokens[token] = (self.token_generation, self.now() + timedelta(seconds=self.token_ttl))
-            self.refresh_tokens[refresh] = token
-        return jsonify(
-            access_token=token, token_type="bearer", expires_in=self.token_ttl, refresh_token=refresh
-        )
-
-    def _revoke(self) -> Response:
-        auth = request.authorization
-        client_id = auth.username if auth else request.form.get("client_id")
-        secret = (auth.password if auth else request.form.get("client_secret")) or ""
-        if client_id != self.client_id or not hmac.compare_digest(secret, self.client_secret):
-            return _error(401, "invalid_client", "unknown client or wrong secret")
-        token = request.form.get("token", "")
-        with self.lock:
-            # RFC 7009: revoking a refresh token also ends the access token issued with it.
-            access = self.refresh_tokens.pop(token, None)
-            self.tokens.pop(access or token, None)
-        return jsonify({})  # unknown tokens are "revoked" too, so retries are harmless
-
     def revoke_refresh_tokens(self) -> None:
         """Revoke every refresh token (the app was removed in ExampleCRM): refreshes get ``invalid_grant``."""
-        with self.lock:
-            self.refresh_tokens.clear()
+        self.auth.forget_refresh_tokens()
 
     def _fields(self) -> Response:
         obj = request.args.get("object", "contact")
@@ -347,23 +288,17 @@ class ExampleSandbox(Sandbox):
             return _error(400, "UNKNOWN_OBJECT", f"no object {obj!r}")
         return jsonify(data=CONTACT_FIELDS if obj == "contact" else COMPANY_FIELDS)
 
-    def _page(self, records: dict[int, Record]) -> Response:
+    def _page(self, records: RecordStore, among: list[int] | None = None) -> Response:
         try:
             limit = min(int(request.args.get("limit", self.page_size)), self.page_size, MAX_PAGE)
-            since = _parse_iso(request.args.get("updated_since"))
-            after = _decode_cursor(request.args.get("cursor"))
+            since = parse_iso(request.args.get("updated_since"))
+            with self.lock:
+                page, cursor = records.page(
+                    since=since, cursor=request.args.get("cursor"), limit=limit, among=among
+                )
+                data = [self._render(r) for r in page]
         except ValueError as exc:
             return _error(400, "INVALID_PARAMETER", str(exc))
-        with self.lock:
-            rows = sorted(records.values(), key=lambda r: (r.updated_at, r.id))
-            if since is not None:
-                rows = [r for r in rows if r.updated_at >= since]
-            if after is not None:
-                rows = [r for r in rows if (r.updated_at, r.id) > after]
-            page = rows[: max(limit, 1)]
-            more = len(rows) > len(page)
-            data = [self._render(r) for r in page]
-        cursor = _encode_cursor(page[-1].updated_at, page[-1].id) if more else None
         return jsonify(data=data, next_cursor=cursor)
 
     def _render(self, rec: Record) -> dict[str, Any]:
@@ -412,8 +347,8 @@ class ExampleSandbox(Sandbox):
             return {"error": "NOT_FOUND", "field": "company_id", "message": "no such company"}
         rec: Record | None = None
         if raw.get("id"):
-            rec = self.contacts.get(int(raw["id"]))
-            if rec is None or rec.deleted:
+            rec = self.contacts.live(raw["id"])
+            if rec is None:
                 return {"error": "NOT_FOUND", "message": f"no contact {raw['id']}"}
         elif email:
             rec = self._by_email(str(email))
@@ -425,9 +360,7 @@ class ExampleSandbox(Sandbox):
                         "field": required,
                         "message": f"{required} is required",
                     }
-            n = self._next_id()
-            self.contacts[n] = self._new(n, values)
-            return {"status": "created", "id": str(n)}
+            return {"status": "created", "id": str(self.contacts.add(values).id)}
         if all(rec.values.get(k) == v for k, v in values.items()):
             return {"status": "unchanged", "id": str(rec.id)}
         if "last_name" in values and not values["last_name"]:
@@ -436,17 +369,15 @@ class ExampleSandbox(Sandbox):
                 "field": "last_name",
                 "message": "last_name is required",
             }
-        rec.values.update(values)
-        rec.updated_at = self.now()
+        self.contacts.change(rec, values)
         return {"status": "updated", "id": str(rec.id)}
 
     def _delete_contact(self, contact_id: int) -> Response | tuple[str, int]:
         with self.lock:
-            rec = self.contacts.get(contact_id)
-            if rec is None or rec.deleted:
+            rec = self.contacts.live(contact_id)
+            if rec is None:
                 return _error(404, "NOT_FOUND", f"no contact {contact_id}")
-            rec.deleted = True
-            rec.updated_at = self.now()
+            self.contacts.delete(rec)
         return "", 204
 
     def _create_company(self) -> Response | tuple[Response, int]:
@@ -469,28 +400,17 @@ class ExampleSandbox(Sandbox):
             return {"error": "UNKNOWN_FIELD", "field": unknown[0], "message": f"unknown field {unknown[0]}"}
         rec: Record | None = None
         if raw.get("id"):
-            rec = self.companies.get(int(raw["id"]))
-            if rec is None or rec.deleted:
+            rec = self.companies.live(raw["id"])
+            if rec is None:
                 return {"error": "NOT_FOUND", "message": f"no company {raw['id']}"}
         elif values.get("name"):
-            rec = next(
-                (
-                    r
-                    for r in self.companies.values()
-                    if not r.deleted and r.values.get("name") == values["name"]
-                ),
-                None,
-            )
+            rec = self.companies.find("name", values["name"])
         if rec is None:
             if not values.get("name"):
                 return {"error": "REQUIRED_FIELD_MISSING", "field": "name", "message": "name is required"}
-            n = self._next_id()
-            self.companies[n] = self._new(n, values)
-            return {"status": "created", "id": str(n)}
-        if all(rec.values.get(k) == v for k, v in values.items()):
+            return {"status": "created", "id": str(self.companies.add(values).id)}
+        if not self.companies.change(rec, values):
             return {"status": "unchanged", "id": str(rec.id)}
-        rec.values.update(values)
-        rec.updated_at = self.now()
         return {"status": "updated", "id": str(rec.id)}
 
     def _create_action(self) -> Response | tuple[Response, int]:
@@ -498,10 +418,9 @@ class ExampleSandbox(Sandbox):
         if not body.get("title"):
             return _error(400, "REQUIRED_FIELD_MISSING", "title is required")
         with self.lock:
-            contact = self.contacts.get(int(body.get("contact_id") or 0))
-            if contact is None or contact.deleted:
+            if self.contacts.live(body.get("contact_id") or 0) is None:
                 return _error(400, "NOT_FOUND", "no such contact")
-            n = self._next_id()
+            n = self.ids.next()
             self.actions.append({"id": str(n), **body})
         return jsonify(id=str(n)), 201
 
@@ -518,8 +437,8 @@ class ExampleSandbox(Sandbox):
             campaign = self.campaigns.get(campaign_id)
             if campaign is None:
                 return _error(404, "NOT_FOUND", f"no campaign {campaign_id}")
-            members = {i: self.contacts[i] for i in campaign.members if i in self.contacts}
-        return self._page(members)
+            members = list(campaign.members)
+        return self._page(self.contacts, among=members)
 
     def _list_webhooks(self) -> Response:
         with self.lock:
@@ -531,7 +450,7 @@ class ExampleSandbox(Sandbox):
             return _error(400, "INVALID_BODY", "url and secret are required")
         with self.lock:
             hook = {
-                "id": str(self._next_id()),
+                "id": str(self.ids.next()),
                 "url": body["url"],
                 "secret": body["secret"],
                 "events": list(body.get("events") or ["contact.updated", "contact.deleted"]),
@@ -552,33 +471,3 @@ def _error(status: int, code: str, message: str) -> Response:
     resp = jsonify(error=code, message=message)
     resp.status_code = status
     return resp
-
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _parse_iso(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        raise ValueError("updated_since needs a time zone")
-    return parsed
-
-
-def _encode_cursor(updated_at: datetime, rec_id: int) -> str:
-    raw = json.dumps([_iso(updated_at), rec_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(value: str | None) -> tuple[datetime, int] | None:
-    if not value:
-        return None
-    try:
-        stamp, rec_id = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
-        parsed = _parse_iso(stamp)
-    except (ValueError, TypeError) as exc:
-        raise ValueError("invalid cursor") from exc
-    assert parsed is not None
-    return parsed, int(rec_id)

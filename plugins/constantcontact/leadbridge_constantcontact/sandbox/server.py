@@ -33,9 +33,8 @@ from typing import Any
 from flask import Response, jsonify, request
 from leadbridge import clock as clocks
 from leadbridge.sandbox import Sandbox
+from leadbridge.sandboxkit.oauth import OAuthServer
 from leadbridge.types import Credentials
-
-from .authserver import AuthServer
 
 API = "/v3"
 CLIENT_ID = "sandbox-cc-app-0001"
@@ -87,7 +86,9 @@ class ConstantContactSandbox(Sandbox):
 
     def __init__(self, *, rate_limit: tuple[int, float] | None = (4, 1.0), latency: float = 0.0) -> None:
         self.clock_offset = 0.0
-        self.auth = AuthServer(self.now, lambda: self.token_generation)
+        self.auth = OAuthServer(
+            self.now, lambda: self.token_generation, prefix="/oauth2/default/v1", vendor="Constant Contact"
+        )
         self.auth.register_app(CLIENT_ID, CLIENT_SECRET)
         self.contacts: dict[str, dict[str, Any]] = {}
         self.by_email: dict[str, str] = {}
@@ -318,6 +319,9 @@ class ConstantContactSandbox(Sandbox):
         return lst
 
     # -- pipeline ----------------------------------------------------------------------------
+
+    def error_response(self, status: int, code: str, message: str) -> Response:
+        return _err(status, code.lower(), message)
 
     def setup_routes(self) -> None:
         self.auth.install(self.app)

@@ -389,6 +389,9 @@ class PlanMillSandbox(Sandbox):
     def _exempt(self) -> bool:
         return super()._exempt() or request.headers.get(INTERNAL_HEADER) == "1"
 
+    def error_response(self, status: int, code: str, message: str) -> Response:
+        return PlanMillError(status, message, code).response()
+
     def setup_routes(self) -> None:
         app = self.app
         app.url_map.strict_slashes = False

@@ -202,6 +202,9 @@ class SalesforceSandbox(Sandbox):
 
     # -- routes ---------------------------------------------------------------------------------
 
+    def error_response(self, status: int, code: str, message: str) -> Response:
+        return _json([{"errorCode": code, "message": message}], status)
+
     def setup_routes(self) -> None:
         app = self.app
         app.before_request(self._gate)

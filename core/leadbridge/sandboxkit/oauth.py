@@ -1,9 +1,16 @@
-"""The imitation of Constant Contact's authorization server (``/oauth2/default/v1/...``).
+"""An OAuth 2.0 authorization server for sandboxes (RFC 6749, 7636, 7009), configurable per vendor.
 
-Authorization-code grant with exact redirect URIs, ``state`` echo and PKCE S256; client
-authentication by HTTP Basic (body credentials only when :attr:`AuthServer.accept_body_credentials`);
-refresh tokens only with ``offline_access``, rotating (every refresh invalidates all earlier tokens
-of the grant) or long-lived, expiring after 180 idle days; revocation. The clock is injectable.
+* authorization code with exact (or loopback) redirect URIs, ``state`` echo and PKCE S256, an
+  approval page or auto-approval;
+* client credentials (for apps registered with ``client_credentials=True``);
+* refresh tokens: only with a scope (``refresh_scope``, e.g. ``offline_access``) or always,
+  rotating (every refresh invalidates all earlier tokens of the grant) or long-lived, expiring
+  after :data:`REFRESH_IDLE_LIMIT` idle seconds;
+* revocation (a refresh token ends its grant; an access token only itself; unknown tokens are fine);
+* client authentication by HTTP Basic, body credentials when :attr:`OAuthServer.accept_body_credentials`.
+
+Access tokens die with the sandbox's token generation (``Sandbox.expire_tokens``). The clock is
+injectable (seconds), so tests drive expiry with the virtual clock.
 """
 
 from __future__ import annotations
@@ -20,7 +27,6 @@ from urllib.parse import urlencode
 
 from flask import Flask, Response, jsonify, request
 
-PREFIX = "/oauth2/default/v1"
 CODE_LIFETIME = 300.0
 REFRESH_IDLE_LIMIT = 180 * 86400.0
 
@@ -33,6 +39,7 @@ class App:
     client_secret: str
     redirect_uris: set[str] = field(default_factory=set)  # empty: any loopback URI (sandbox convenience)
     refresh_mode: str = "rotating"  # rotating | long_lived
+    client_credentials: bool = False  # may use the client-credentials grant
 
 
 @dataclass(slots=True)
@@ -66,10 +73,33 @@ class AccessToken:
     generation: int
 
 
-class AuthServer:
-    def __init__(self, clock: Callable[[], float], generation: Callable[[], int]) -> None:
+class OAuthServer:
+    """The vendor's authorization server; :meth:`install` adds its routes under ``prefix``.
+
+    :param clock: the vendor clock in seconds.
+    :param generation: the sandbox's token generation; access tokens of older generations are dead.
+    :param prefix: where ``/authorize``, ``/token`` and ``/revoke`` live (``/oauth2/default/v1``).
+    :param vendor: the name on the approval page.
+    :param refresh_scope: the scope a grant needs to get refresh tokens (``None``: every grant).
+    :param token_prefixes: how the vendor's access and refresh tokens begin (realism, redaction tests).
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        generation: Callable[[], int],
+        *,
+        prefix: str = "/oauth",
+        vendor: str = "Sandbox",
+        refresh_scope: str | None = "offline_access",
+        token_prefixes: tuple[str, str] = ("eyJ", "Aq1"),
+    ) -> None:
         self.clock = clock
         self._generation = generation
+        self.prefix = prefix.rstrip("/")
+        self.vendor = vendor
+        self.refresh_scope = refresh_scope
+        self.token_prefixes = token_prefixes
         self.lock = threading.RLock()
         self.apps: dict[str, App] = {}
         self.grants: dict[str, Grant] = {}
@@ -91,8 +121,9 @@ class AuthServer:
         *,
         redirect_uris: set[str] | None = None,
         refresh_mode: str = "rotating",
+        client_credentials: bool = False,
     ) -> App:
-        app = App(client_id, client_secret, set(redirect_uris or ()), refresh_mode)
+        app = App(client_id, client_secret, set(redirect_uris or ()), refresh_mode, client_credentials)
         self.apps[client_id] = app
         return app
 
@@ -119,10 +150,28 @@ class AuthServer:
                 return None
             return at
 
+    def revoke_all(self) -> None:
+        """Every grant is revoked (the app was removed at the vendor): tokens stop working and
+        refreshes get ``invalid_grant``."""
+        with self.lock:
+            for grant in self.grants.values():
+                grant.revoked = True
+            self.refresh.clear()
+
+    def forget_refresh_tokens(self) -> None:
+        """Every refresh token stops working; access tokens live until they expire."""
+        with self.lock:
+            self.refresh.clear()
+
+    def live_access_tokens(self) -> dict[str, AccessToken]:
+        """The access tokens that still work."""
+        with self.lock:
+            return {t: at for t, at in self.access.items() if self.check_access(t) is not None}
+
     # -- helpers -----------------------------------------------------------------------------
 
     def _tokens(self, grant: Grant, *, refresh_token: str | None = None) -> dict[str, Any]:
-        access = "eyJ" + secrets.token_urlsafe(32)
+        access = self.token_prefixes[0] + secrets.token_urlsafe(32)
         self.access[access] = AccessToken(
             grant.id, grant.client_id, grant.scopes, self.clock() + self.access_lifetime, self._generation()
         )
@@ -132,10 +181,10 @@ class AuthServer:
             "access_token": access,
             "scope": " ".join(grant.scopes),
         }
-        if "offline_access" in grant.scopes:
+        if self.refresh_scope is None or self.refresh_scope in grant.scopes:
             app = self.apps[grant.client_id]
             if refresh_token is None or app.refresh_mode == "rotating":
-                refresh_token = "Aq1" + secrets.token_urlsafe(24)
+                refresh_token = self.token_prefixes[1] + secrets.token_urlsafe(24)
                 # Rotation: every earlier refresh token of this grant dies now.
                 for old in [t for t, (gid, _) in self.refresh.items() if gid == grant.id]:
                     del self.refresh[old]
@@ -170,10 +219,11 @@ class AuthServer:
     # -- routes ------------------------------------------------------------------------------
 
     def install(self, flask_app: Flask) -> None:
-        flask_app.add_url_rule(f"{PREFIX}/authorize", "oauth_authorize", self.authorize, methods=["GET"])
-        flask_app.add_url_rule(f"{PREFIX}/authorize", "oauth_decide", self.decide, methods=["POST"])
-        flask_app.add_url_rule(f"{PREFIX}/token", "oauth_token", self.token, methods=["POST"])
-        flask_app.add_url_rule(f"{PREFIX}/revoke", "oauth_revoke", self.revoke, methods=["POST"])
+        at = self.prefix
+        flask_app.add_url_rule(f"{at}/authorize", "oauth_authorize", self.authorize, methods=["GET"])
+        flask_app.add_url_rule(f"{at}/authorize", "oauth_decide", self.decide, methods=["POST"])
+        flask_app.add_url_rule(f"{at}/token", "oauth_token", self.token, methods=["POST"])
+        flask_app.add_url_rule(f"{at}/revoke", "oauth_revoke", self.revoke, methods=["POST"])
 
     def authorize(self) -> Response:
         args = request.args
@@ -194,8 +244,9 @@ class AuthServer:
             f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">' for k, v in args.items()
         )
         return _page(
-            f"<h1>Constant Contact (sandbox)</h1><p>Allow <b>{html.escape(app.client_id)}</b> to access your "
-            f'contacts?</p><form method="post">{fields}'
+            f"<h1>{html.escape(self.vendor)} (sandbox)</h1>"
+            f"<p>Allow <b>{html.escape(app.client_id)}</b> to access your contacts?</p>"
+            f'<form method="post">{fields}'
             '<button name="decision" value="allow">Allow Access</button>'
             f'<button name="decision" value="deny">Deny</button></form>',
             200,
@@ -248,6 +299,14 @@ class AuthServer:
                 return self._code_grant(app, authenticated)
             if grant_type == "refresh_token":
                 return self._refresh_grant(app, authenticated)
+            if grant_type == "client_credentials" and app.client_credentials:
+                if not authenticated:
+                    return _oauth_error("invalid_client", "Client authentication failed.", 401)
+                grant = Grant(
+                    secrets.token_hex(8), app.client_id, tuple(request.form.get("scope", "").split()), False
+                )
+                self.grants[grant.id] = grant
+                return jsonify(self._tokens(grant))
             return _oauth_error("unsupported_grant_type", f"{grant_type} is not supported", 400)
 
     def _code_grant(self, app: App, authenticated: bool) -> Response:
