@@ -366,6 +366,21 @@ def with_extra(page: PageRead, extra: Mapping[str, Any]) -> str | None:
     return encode_cursor({"pager": state["pager"], "extra": dict(extra)})
 
 
+def read_from(
+    client: VendorClient, pager: NextUrl, url: str, *, max_pages: int = 10_000
+) -> Iterator[dict[str, Any]]:
+    """Every row from the page at ``url`` on (a next-page link found elsewhere: a batch answer)."""
+    cursor: str | None = encode_cursor({"pager": {"url": url}, "extra": {}})
+    for _ in range(max_pages):
+        assert cursor is not None
+        page = read_page(client, pager, "", None, cursor)
+        yield from page.rows
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+    raise TransientError(f"more than {max_pages} pages from {url}; stopped")
+
+
 def read_all(
     client: VendorClient,
     pager: Pager,

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from leadbridge.connection_view import ConnectionView
 from leadbridge.errors import TransientError
 from leadbridge.http import VendorClient
-from leadbridge.toolkit.paging import NextUrl, PageRead, read_page, records_at
+from leadbridge.toolkit.paging import NextUrl, PageRead, read_from, read_page, records_at
 
 from .errors import from_answer
 from .hosts import checked_instance_url
@@ -65,12 +65,6 @@ class SalesforceApi:
         resource = "queryAll" if include_deleted else "query"
         return read_page(self.client, QUERY_PAGES, self.prefix + resource, {"q": soql}, cursor)
 
-    def next_page(self, next_records_url: str) -> dict[str, Any]:
-        """The page behind a ``nextRecordsUrl`` (an absolute path on the instance host)."""
-        if not next_records_url.startswith("/services/data/"):
-            raise TransientError("Salesforce answered with an unexpected nextRecordsUrl")
-        return self._json(self.client.get(next_records_url))
-
     def query_many(self, statements: Sequence[str]) -> list[list[dict[str, Any]]]:
         """Run many small queries, 25 per Composite call (one API call each); rows per statement.
 
@@ -92,10 +86,10 @@ class SalesforceApi:
                 payload = sub.get("body")
                 if status >= 400:
                     raise from_answer(status, payload) or TransientError(f"lookup query failed: {status}")
-                rows = list(payload.get("records", []))
-                while not payload.get("done", True) and payload.get("nextRecordsUrl"):
-                    payload = self.next_page(payload["nextRecordsUrl"])
-                    rows.extend(payload.get("records", []))
+                rows = QUERY_PAGES.records(payload)
+                following = QUERY_PAGES.next_url(payload)
+                if following:
+                    rows.extend(read_from(self.client, QUERY_PAGES, following))
                 results.append(rows)
         return results
 

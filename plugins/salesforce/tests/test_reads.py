@@ -143,3 +143,19 @@ def test_campaigns_and_their_members(harness: ConnectorHarness, sandbox: Salesfo
         if cursor is None:
             break
     assert len(members) == 2 and all(m.email and m.extra["member_status"] == "Sent" for m in members)
+
+
+def test_a_lookup_with_more_rows_than_one_page_is_read_to_the_end(
+    harness: ConnectorHarness, sandbox: SalesforceSandbox
+) -> None:
+    from leadbridge_salesforce.api import SalesforceApi
+
+    for n in range(5):
+        sandbox.store.save("Lead", {"LastName": f"Dup {n}", "Company": "Acme", "Email": "dup@example.org"})
+    sandbox.page_size = 2  # each query answers 2 rows and a nextRecordsUrl
+    harness.login()
+    api = SalesforceApi(harness.view(), harness.client)
+    [rows] = api.query_many(["SELECT Id FROM Lead WHERE Email = 'dup@example.org'"])
+    assert len(rows) == 5 and len({r["Id"] for r in rows}) == 5
+    assert sandbox.count_calls("POST", f"/{api.prefix}composite") == 1  # one call for the lookup,
+    assert sandbox.count_calls("GET", f"/{api.prefix}query/") == 2  # then its two further pages
