@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from flask import Flask, jsonify, request
 from leadbridge.apikeys import ApiKeyHeader, BasicAuth
-from leadbridge.connections import client_for, create_connection
+from leadbridge.connections import client_for, create_connection, update_settings
 from leadbridge.db import db
-from leadbridge.errors import NeedsReconnect, PluginError, RecordError
+from leadbridge.errors import ConfigError, NeedsReconnect, PluginError, RecordError
 from leadbridge.metadata import AuthKind, ConnectorInfo, Endpoint, Setting, SettingType, validate_info
 from leadbridge.models import Connection
 from leadbridge.sandbox import Sandbox, SandboxServer
@@ -152,6 +152,29 @@ def test_a_rejected_key_asks_the_admin_for_a_new_one(app_ctx: Flask, server: San
     assert row is not None and row.state == "needs_reconnect"
     assert "Enter a valid key" in (row.state_message or "")
     assert server.sandbox.count_calls("PUT") == 1  # a key is never "renewed" by asking again
+    update_settings(row, {"crm_token": "", "mail_key": TwoApis.MAIL_KEY})  # the admin pastes a good key
+    db.session.commit()
+    assert row.state == "ok" and row.state_message is None
+    client_for(row).endpoint("mail").put("contacts/email/jane@example.org")
+    assert server.sandbox.count_calls("PUT") == 2
+
+
+def test_an_endpoint_without_a_base_url_of_its_own_is_refused(
+    app_ctx: Flask, server: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    import lb_twoapi
+
+    info = lb_twoapi.connector_info()
+    unnamed = dataclasses.replace(info.endpoints[0], base_url=None)
+    monkeypatch.setattr(
+        "leadbridge.plugins.Plugins.info", lambda self, name: dataclasses.replace(info, endpoints=(unnamed,))
+    )
+    client = client_for(connect(server))
+    with pytest.raises(ConfigError, match="no base URL of its own"):
+        client.endpoint("mail")
+    assert server.sandbox.count_calls() == 0  # the mail key never went to the CRM's host
 
 
 def test_a_static_key_must_be_a_secret_setting() -> None:

@@ -341,7 +341,7 @@ def test_a_connector_that_needs_no_login_is_asked_once() -> None:
 
 
 def _secrets_in_play(sandbox: ExampleSandbox) -> list[str]:
-    values = [sandbox.client_secret, sandbox.webhook_secret, *sandbox.tokens, *sandbox.refresh_tokens]
+    values = [sandbox.client_secret, sandbox.webhook_secret, *sandbox.auth.issued]
     assert len(values) >= 4
     return values
 

@@ -147,3 +147,30 @@ def test_results_without_refs_pair_by_position_and_a_short_answer_fails_the_rest
     writes = [Write(rid, rid, n, None, rid) for n, rid in enumerate(["a", "b"])]
     paired = pair(writes, [RecordResult(Outcome.UPDATED)])
     assert [r.outcome for _w, r in paired] == [Outcome.UPDATED, Outcome.FAILED]
+    # A connector echoing refs of its own (not the inputs') is paired by position too.
+    own = pair(writes, [RecordResult(Outcome.DELETED, ref="x1"), RecordResult(Outcome.FAILED, ref="x2")])
+    assert [r.outcome for _w, r in own] == [Outcome.DELETED, Outcome.FAILED]
+
+
+def test_push_batches_keep_their_keyset_when_a_row_of_the_batch_changes_meanwhile(app_ctx: Any) -> None:
+    """A contact edited while its batch is at the vendor must not move the keyset past the others."""
+    from datetime import UTC, datetime, timedelta
+
+    from leadbridge.models import Contact as HubContact
+    from leadbridge.models import Link
+    from leadbridge.sync.push import _batches
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for i in range(6):
+        c = HubContact(consent="none", unsubscribed=False, custom={}, field_changed_at={})
+        c.set_email(f"k{i}@example.org")
+        c.updated_at = start + timedelta(seconds=i)
+        db.session.add(c)
+    db.session.commit()
+    query = select(HubContact, Link).outerjoin(Link, Link.hub_id == HubContact.id)
+    seen: list[int] = []
+    for rows in _batches(query, HubContact, 2):
+        seen += [c.id for c, _ in rows]
+        rows[-1][0].updated_at = start + timedelta(days=1)  # edited during the vendor call
+        db.session.commit()
+    assert len(seen) == 6 + 3 and len(set(seen)) == 6  # each once, plus each edited one read again later

@@ -113,6 +113,20 @@ def test_next_url_follows_host_relative_links_to_the_end(vendor: Any) -> None:
     assert sandbox.count_calls("GET", "/api/linked") == 3
 
 
+def test_a_link_relative_to_the_request_resolves_against_it(vendor: Any) -> None:
+    sandbox, client = vendor
+    sandbox.fill(25)
+    pager = NextUrl(
+        records_at("items"), lambda body: (body["links"]["next"] or "").replace("/api/", "") or None
+    )
+    assert every_page(client, pager, "api/linked", {}) == list(range(1, 26))  # "linked?at=10" from /api/
+
+
+def test_peek_needs_row_offsets() -> None:
+    with pytest.raises(ValueError, match="row offsets"):
+        Offset(records_at(), unit="page", peek=True)
+
+
 def test_a_next_link_to_another_host_is_refused(vendor: Any) -> None:
     sandbox, client = vendor
     sandbox.fill(25)

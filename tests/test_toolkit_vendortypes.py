@@ -47,6 +47,7 @@ def test_values_cross_both_ways_in_the_vendors_wire_form() -> None:
     assert SELLSY.to_hub("Y", "boolean") is True and SELLSY.to_hub("N", "boolean") is False
     assert SELLSY.to_hub(None, "numeric") is None and SELLSY.to_vendor(None, "numeric") is None
     assert SELLSY.to_hub([1, 2], "checkbox") == [1, 2]  # no converter: unchanged
+    assert SELLSY.to_hub("n/a", "numeric") == "n/a"  # unreadable: passed on for the engine to refuse
 
 
 def test_shared_converters() -> None:

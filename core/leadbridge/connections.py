@@ -90,6 +90,16 @@ def _apply_settings(
     conn.secrets_encrypted = get_vault().encrypt(secrets) if secrets else None
     if keep_secrets != secrets:
         conn.credentials_encrypted = None  # new credentials invalidate the stored grant
+        if conn.state == "needs_reconnect" and _static_keys(info):
+            # A refused static key is fixed by pasting a new one: nothing to reconnect, try again.
+            conn.state, conn.state_message = "ok", None
+
+
+def _static_keys(info: ConnectorInfo) -> bool:
+    """The connection authenticates only with pasted keys (no OAuth grant to reconnect)."""
+    keyed = info.auth is not None or any(e.auth for e in info.endpoints)
+    # (with an authorization-code grant, the new secret dropped the grant: that still needs Connect)
+    return keyed and info.auth_kind is not AuthKind.OAUTH2_AUTHORIZATION_CODE
 
 
 def decrypt_secrets(conn: Connection) -> dict[str, str]:
@@ -284,8 +294,12 @@ def client_for(
             if declared.auth
             else None
         )
+        base_url = declared.base_url or ep_hooks.api_base_url(endpoint=name)
+        if base_url.rstrip("/") == ep_hooks.api_base_url().rstrip("/"):
+            # An api_base_url that ignores ``endpoint`` would send this endpoint's key to the main API.
+            raise ConfigError(f"{info.display_name}: endpoint {name!r} has no base URL of its own")
         return VendorClient(
-            declared.base_url or ep_hooks.api_base_url(endpoint=name),
+            base_url,
             auth=key,
             pacer=ep_pacer,
             classify_error=lambda r: ep_hooks.classify_error(r, endpoint=name),

@@ -188,14 +188,15 @@ class VendorClient:
         counts, the same run caches, debug log and base-URL override. Built once per client."""
         with self._run_caches_lock:
             found = self._endpoint_clients.get(name)
-            if found is None:
-                if self._endpoint_factory is None:
-                    raise ConfigError(f"this client has no endpoint {name!r}")
-                found = self._endpoint_factory(name)
-                found._run_caches, found._run_caches_lock = self._run_caches, self._run_caches_lock
-                found._endpoint_clients = self._endpoint_clients
-                self._endpoint_clients[name] = found
+        if found is not None:
             return found
+        if self._endpoint_factory is None:
+            raise ConfigError(f"this client has no endpoint {name!r}")
+        built = self._endpoint_factory(name)  # outside the lock: it reads the database and the vault
+        built._run_caches, built._run_caches_lock = self._run_caches, self._run_caches_lock
+        built._endpoint_clients = self._endpoint_clients
+        with self._run_caches_lock:
+            return self._endpoint_clients.setdefault(name, built)
 
     def run_cache(self, name: str) -> dict[Any, Any]:
         """A dict named ``name`` that lives exactly as long as this client.

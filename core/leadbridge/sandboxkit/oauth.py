@@ -111,6 +111,8 @@ class OAuthServer:
         self.accept_body_credentials = False
         self.auto_approve = True
         self.token_requests = 0
+        #: every token ever issued (tests check that none reaches a log)
+        self.issued: list[str] = []
 
     # -- control -----------------------------------------------------------------------------
 
@@ -175,6 +177,7 @@ class OAuthServer:
         self.access[access] = AccessToken(
             grant.id, grant.client_id, grant.scopes, self.clock() + self.access_lifetime, self._generation()
         )
+        self.issued.append(access)
         body: dict[str, Any] = {
             "token_type": "Bearer",
             "expires_in": self.access_lifetime,
@@ -189,6 +192,7 @@ class OAuthServer:
                 for old in [t for t, (gid, _) in self.refresh.items() if gid == grant.id]:
                     del self.refresh[old]
             self.refresh[refresh_token] = (grant.id, self.clock())
+            self.issued.append(refresh_token)
             grant.current_refresh = refresh_token
             body["refresh_token"] = refresh_token
         if self.issue_id_token and "openid" in grant.scopes:

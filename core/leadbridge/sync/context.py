@@ -112,6 +112,7 @@ class RunContext:
 
     def write(
         self,
+        name: str,
         object_type: str | None,
         hook: Callable[P, list[RecordResult]],
         *args: P.args,
@@ -121,7 +122,7 @@ class RunContext:
 
         Safe because the contract makes these writes upserts: an ambiguous write (the vendor applied
         it, the answer was lost) re-sent creates nothing new. A schema complaint drops the cached
-        fields of ``object_type``.
+        fields of ``object_type``. ``name`` is the hook, for the run log.
         """
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
@@ -132,7 +133,7 @@ class RunContext:
             except TransientError as exc:
                 if attempt == WRITE_ATTEMPTS or not worth_resending(exc):
                     raise
-                self.log.note(f"{getattr(hook, '__name__', 'write')} re-sent after: {exc}")
+                self.log.note(f"{name} re-sent after: {exc}")
                 continue
             if any(r.code == SCHEMA_CHANGED for r in results):
                 self.schema_changed(object_type)

@@ -61,6 +61,7 @@ def write(
     writes: Sequence[Write[T]],
     call: Callable[[list[T]], list[RecordResult]],
     *,
+    hook: str,
     object_type: str | None,
     dry_outcome: Callable[[Write[T]], Outcome],
     dry_reason: str = "dry run",
@@ -69,6 +70,7 @@ def write(
 ) -> list[tuple[Write[T], RecordResult]]:
     """Write ``writes`` through ``call`` and return each with its result (failures already logged).
 
+    :param hook: the connector hook ``call`` wraps (for the log).
     :param dry_outcome: what a dry run logs for a write (nothing is sent; results echo the link).
     :param idempotent: an upsert or delete, re-sent once after a plain transient failure; actions
         are events and are never re-sent (a lost answer must not make two).
@@ -97,7 +99,7 @@ def write(
     items = [w.item for w in writes]
     db.session.commit()  # nothing pending while the vendor works
     try:
-        results = ctx.write(object_type, call, items) if idempotent else call(items)
+        results = ctx.write(hook, object_type, call, items) if idempotent else call(items)
     except (RecordError, TransientError) as exc:
         if isinstance(exc, TransientError) and not (tolerant and worth_resending(exc)):
             raise
@@ -119,12 +121,15 @@ def write(
 
 
 def pair(writes: Sequence[Write[T]], results: list[RecordResult]) -> list[tuple[Write[T], RecordResult]]:
-    """Match results to writes by ``ref`` (by position for results without one); a write the
-    connector answered nothing for is a failure, never silently dropped."""
-    by_ref = {r.ref: r for r in results if r.ref is not None}
+    """Match results to writes by ``ref``, by position for a result whose ``ref`` names no write
+    (none, or the connector's own: the contract also promises input order); a write the connector
+    answered nothing for is a failure, never silently dropped."""
+    refs = {w.ref for w in writes}
+    by_ref = {r.ref: r for r in results if r.ref in refs}
     paired = []
     for i, w in enumerate(writes):
-        result = by_ref.get(w.ref) or (results[i] if i < len(results) and results[i].ref is None else None)
+        positional = results[i] if i < len(results) and results[i].ref not in refs else None
+        result = by_ref.get(w.ref) or positional
         paired.append((w, result or RecordResult(Outcome.FAILED, ref=w.ref, reason="no result returned")))
     return paired
 
@@ -179,8 +184,9 @@ def _batches(
         rows = list(db.session.execute(q.order_by(model.updated_at, model.id).limit(size)).all())
         if not rows:
             return
-        yield rows
+        # Taken before the batch is written: a row touched meanwhile must not move the keyset past others.
         after = (rows[-1][0].updated_at, rows[-1][0].id)
+        yield rows
 
 
 def count_candidates(ctx: RunContext, spec: ObjectSpec, contact_ids: list[int] | None = None) -> int:
@@ -247,6 +253,7 @@ def ensure_companies(ctx: RunContext, companies: Sequence[OutgoingCompany], *, f
             spec.name,
             chunk,
             lambda items: ctx.hooks.upsert_company(ctx.client, items),
+            hook="upsert_company",
             object_type=spec.name,
             dry_outcome=_dry_upsert,
         )
@@ -472,6 +479,7 @@ def _send(ctx: RunContext, spec: ObjectSpec, batch: list[Outgoing], *, tolerant:
         spec.name,
         writes,
         lambda items: hooks.upsert_contact(ctx.client, spec.name, items),
+        hook="upsert_contact",
         object_type=spec.name,
         dry_outcome=_dry_upsert,
         tolerant=tolerant,
@@ -578,6 +586,7 @@ def create_actions(ctx: RunContext, sent: list[Outgoing]) -> None:
             "action",
             one,
             lambda items: [hooks.create_action(ctx.client, items[0])],
+            hook="create_action",
             object_type=None,
             dry_outcome=lambda w: Outcome.CREATED,
             idempotent=False,
@@ -644,6 +653,7 @@ def push_deletes(ctx: RunContext, spec: ObjectSpec) -> None:
                 spec.name,
                 deletes,
                 lambda ids: hooks.delete_contacts(ctx.client, spec.name, ids),
+                hook="delete_contacts",
                 object_type=spec.name,
                 dry_outcome=lambda w: outcome,
                 dry_reason=f"deleted in the hub ({policy}); dry run",
@@ -672,6 +682,7 @@ def push_deletes(ctx: RunContext, spec: ObjectSpec) -> None:
                 spec.name,
                 unsubscribes,
                 lambda items: hooks.upsert_contact(ctx.client, spec.name, items),
+                hook="upsert_contact",
                 object_type=spec.name,
                 dry_outcome=lambda w: outcome,
                 dry_reason=f"deleted in the hub ({policy}); dry run",

@@ -19,6 +19,9 @@ from .context import RunContext
 from .pull import store
 from .runner import create_run, execute, resolve_connection
 
+#: event kinds that delete the record (``deleted``: what some connectors say)
+DELETIONS = frozenset({WebhookEventKind.DELETE, "deleted"})
+
 
 def receive_webhook(connection_id: int, request: WebhookRequest) -> SyncRun:
     """Verify a delivery with the connector's ``handle_webhook`` and apply its events.
@@ -61,11 +64,11 @@ def _apply_event(ctx: RunContext, event: WebhookEvent) -> None:
     rules = ctx.mappings(spec).items  # may call the vendor (and commit): before the delivery is recorded
     db.session.add(WebhookDelivery(connection_id=ctx.conn_id, event_id=event.event_id))
     if event.contact is not None and spec.hub_kind is HubKind.CONTACT:
-        if event.kind == WebhookEventKind.DELETE:
+        if event.kind in DELETIONS:
             event.contact.deleted = True
         store(ctx, spec, rules, event.contact)
     elif event.company is not None and spec.hub_kind is HubKind.COMPANY:
-        if event.kind == WebhookEventKind.DELETE:
+        if event.kind in DELETIONS:
             event.company.deleted = True
         store(ctx, spec, rules, event.company)
     if ctx.dry_run:

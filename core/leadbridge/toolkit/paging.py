@@ -70,13 +70,21 @@ def decode_cursor(cursor: str) -> State:
     return state
 
 
-def records_at(*keys: str) -> Records:
-    """A ``records`` reader for the list under ``keys`` (missing or ``null`` reads as empty)."""
+def records_at(*keys: str, strict: bool = False) -> Records:
+    """A ``records`` reader for the list under ``keys`` (missing or ``null`` reads as empty).
+
+    :param strict: anything but a list there is a :class:`TransientError` (the vendor did not say
+        "no rows"; reading it as empty would make a lookup miss and a write create a duplicate).
+    """
 
     def read(body: Any) -> list[dict[str, Any]]:
         for key in keys:
             body = body.get(key) if isinstance(body, Mapping) else None
-        return [row for row in body or [] if isinstance(row, dict)] if isinstance(body, list) else []
+        if not isinstance(body, list):
+            if strict:
+                raise TransientError(f"expected a list of records, got {type(body).__name__}")
+            return []
+        return [row for row in body if isinstance(row, dict)]
 
     return read
 
@@ -183,6 +191,10 @@ class Offset(Pager):
         super().__init__(records)
         if unit not in ("row", "page"):
             raise ValueError(f"unit must be 'row' or 'page', not {unit!r}")
+        if peek and unit == "page":
+            raise ValueError(
+                "peek asks one row more than a page holds: it needs row offsets, not page numbers"
+            )
         self.offset_param, self.size_param, self.size = offset_param, size_param, size
         self.first_offset, self.unit, self.more = first, unit, more
         self.short_page_ends, self.row_key, self.peek = short_page_ends, row_key, peek
@@ -349,11 +361,14 @@ def read_page(
         first = pager.start(path, params or {}, since) if isinstance(pager, Keyset) else None
         state, kept_extra = first or pager.first(path, params or {}), dict(extra or {})
     where, query = pager.request(state)
-    if "url" in state:  # a vendor link: host-relative links resolve against the API's origin
+    if "url" in state:  # a vendor link, made absolute when it was read
         where = urljoin(client.base_url, where)
     body = json_body(client.get(where, params=query))
     rows = pager.records(body)
     following = pager.following(state, body, rows)
+    if following is not None and "url" in following:
+        # Relative links resolve against the request they came with (host-relative: its origin).
+        following = {**following, "url": urljoin(client.url(where), following["url"])}
     next_cursor = encode_cursor({"pager": following, "extra": kept_extra}) if following is not None else None
     return PageRead(pager.keep(state, rows), body, next_cursor, kept_extra)
 

@@ -59,18 +59,24 @@ class TypeTable:
     :param fallback: the hub type of a type the table does not list (``None``: not synced).
     """
 
-    def __init__(self, *types: VendorType, fallback: FieldType | None = FieldType.TEXT) -> None:
+    def __init__(
+        self,
+        *types: VendorType,
+        fallback: FieldType | None = FieldType.TEXT,
+        fallback_write: Convert | None = None,
+    ) -> None:
         self.types = {t.name: t for t in types}
         if len(self.types) != len(types):
             raise ValueError("vendor type names must be unique")
         self.fallback = fallback
+        self.fallback_write = fallback_write
 
     def __contains__(self, name: object) -> bool:
         return name in self.types
 
     def get(self, name: str | None) -> VendorType:
         found = self.types.get(str(name))
-        return found if found is not None else VendorType(str(name), self.fallback)
+        return found if found is not None else VendorType(str(name), self.fallback, write=self.fallback_write)
 
     def hub_type(self, name: str | None) -> FieldType | None:
         """The hub type of vendor type ``name``; ``None`` when its fields are not synced."""
@@ -85,11 +91,20 @@ class TypeTable:
         return allowed & READ_ONLY if not writable else allowed
 
     def to_hub(self, value: Any, name: str | None) -> Any:
-        """A vendor value in the hub's terms (``None`` stays ``None``)."""
+        """A vendor value in the hub's terms (``None`` stays ``None``).
+
+        A value the reader cannot convert (``"n/a"`` in a number field) is passed on as it is: the
+        engine's type check then fails that one record with a clear reason, never the whole page.
+        """
         if value is None:
             return None
         convert = self.get(name).read
-        return convert(value) if convert is not None else value
+        if convert is None:
+            return value
+        try:
+            return convert(value)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return value
 
     def to_vendor(self, value: Any, name: str | None) -> Any:
         """A hub value in the vendor's wire form (``None`` stays ``None``)."""

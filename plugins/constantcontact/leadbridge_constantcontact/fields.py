@@ -58,6 +58,7 @@ CF_TYPES = TypeTable(
     VendorType("date", FieldType.DATE, read=lambda v: _iso_date(v), write=lambda v: _text(v)),
     VendorType("single_select", FieldType.SELECT),
     VendorType("multi_select", FieldType.MULTISELECT),
+    fallback_write=lambda v: _text(v),
 )
 
 

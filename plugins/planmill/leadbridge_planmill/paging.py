@@ -20,7 +20,7 @@ from .dates import format_dt, parse_dt
 
 PAGE_SIZE = 200
 SEARCH_SIZE = 50
-ROWS = records_at()  # PlanMill answers a bare JSON array
+ROWS = records_at(strict=True)  # PlanMill answers a bare JSON array; anything else is an error
 BY_ID = {"sort": "id", "order": 0}
 
 

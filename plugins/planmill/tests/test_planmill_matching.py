@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+from leadbridge.errors import TransientError
 from leadbridge.types import Company, Contact, Outcome
 from leadbridge_planmill.sandbox import PlanMillSandbox
 from planmill_testkit import Hooks, validate_request_bodies
@@ -102,3 +104,13 @@ def test_an_account_whose_extra_fields_are_refused_is_still_reported_created(
     assert result.outcome is Outcome.CREATED and result.remote_id
     assert "email" in (result.reason or "")
     assert pm.find("accounts", name="Half Oy")
+
+
+def test_an_answer_that_is_not_a_list_is_an_error_not_a_miss(hooks: Hooks, pm: PlanMillSandbox) -> None:
+    """Read as "no match", a malformed search answer would create a duplicate account."""
+    pm.add_account("Initech Oy")
+    before = pm.company_count()
+    pm.fail_next(200, body={"message": "maintenance"}, times=10, path_prefix="/acme/api/1.5/accounts")
+    with pytest.raises(TransientError, match="expected a list"):  # the run stops and resumes later
+        hooks("upsert_company", companies=[Company(name="Initech Oy")])
+    assert pm.company_count() == before
