@@ -16,13 +16,20 @@ from typing import Any
 import pytest
 from flask import Flask, jsonify, request
 from leadbridge.apikeys import ApiKeyHeader, BasicAuth
-from leadbridge.connections import client_for, create_connection, update_settings
+from leadbridge.connections import (
+    client_for,
+    create_connection,
+    load_credentials,
+    store_credentials,
+    update_settings,
+)
 from leadbridge.db import db
 from leadbridge.errors import ConfigError, NeedsReconnect, PluginError, RecordError
 from leadbridge.metadata import AuthKind, ConnectorInfo, Endpoint, Setting, SettingType, validate_info
 from leadbridge.models import Connection
 from leadbridge.sandbox import Sandbox, SandboxServer
 from leadbridge.testing.distinfo import install_entry_point
+from leadbridge.types import Credentials
 
 PLUGIN = textwrap.dedent(
     """
@@ -157,6 +164,19 @@ def test_a_rejected_key_asks_the_admin_for_a_new_one(app_ctx: Flask, server: San
     assert row.state == "ok" and row.state_message is None
     client_for(row).endpoint("mail").put("contacts/email/jane@example.org")
     assert server.sandbox.count_calls("PUT") == 2
+
+
+def test_a_new_endpoint_key_keeps_the_main_apis_grant(app_ctx: Flask, server: SandboxServer) -> None:
+    conn = connect(server)
+    store_credentials(
+        conn,
+        Credentials(headers={"Authorization": "Bearer main-grant-token-1"}, refresh_token="main-refresh-1"),
+    )
+    db.session.commit()
+    update_settings(conn, {"crm_token": "", "mail_key": "a-new-mail-key-9999"})
+    assert load_credentials(conn) is not None  # only the endpoint's key changed
+    update_settings(conn, {"crm_token": "another-crm-token", "mail_key": ""})
+    assert load_credentials(conn) is None  # the main API's credentials changed: the grant goes
 
 
 def test_an_endpoint_without_a_base_url_of_its_own_is_refused(

@@ -88,11 +88,18 @@ def _apply_settings(
     secrets = {k: str(v) for k, v in cleaned.items() if k in info.secret_names and v not in (None, "")}
     conn.settings = {k: v for k, v in cleaned.items() if k not in info.secret_names}
     conn.secrets_encrypted = get_vault().encrypt(secrets) if secrets else None
-    if keep_secrets != secrets:
+    if _grant_secrets(info, keep_secrets) != _grant_secrets(info, secrets):
         conn.credentials_encrypted = None  # new credentials invalidate the stored grant
-        if conn.state == "needs_reconnect" and _static_keys(info):
-            # A refused static key is fixed by pasting a new one: nothing to reconnect, try again.
-            conn.state, conn.state_message = "ok", None
+    if keep_secrets != secrets and conn.state == "needs_reconnect" and _static_keys(info):
+        # A refused static key is fixed by pasting a new one: nothing to reconnect, try again.
+        conn.state, conn.state_message = "ok", None
+
+
+def _grant_secrets(info: ConnectorInfo, secrets: Mapping[str, str]) -> dict[str, str]:
+    """The secrets the main API's grant depends on: all but the keys of named endpoints (a new
+    Maileon key must not drop the Pipedrive grant)."""
+    endpoint_keys = {name for ep in info.endpoints if ep.auth for name in ep.auth.settings}
+    return {k: v for k, v in secrets.items() if k not in endpoint_keys}
 
 
 def _static_keys(info: ConnectorInfo) -> bool:
