@@ -230,3 +230,37 @@ def test_plugins_listing_is_readable(cli_runner: FlaskCliRunner) -> None:
     line = next(line for line in result.output.splitlines() if line.startswith("example "))
     assert "leadbridge-example" in line and "loaded" in line
     assert "hooks: " in result.output
+
+
+@pytest.mark.slow
+def test_upgrading_an_instance_with_a_hub_record_linked_twice_keeps_the_oldest_link(tmp_path: Path) -> None:
+    """Before links were unique per hub record, a race could link one contact to two vendor records."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADBRIDGE_")}
+    env["LEADBRIDGE_INSTANCE_PATH"] = str(tmp_path)
+    before = subprocess.run(
+        [_leadbridge(), "db", "upgrade", "b41f0c2d9e11"], env=env, capture_output=True, text=True
+    )
+    assert before.returncode == 0, before.stderr
+    with sqlite3.connect(tmp_path / "leadbridge.sqlite") as raw:
+        raw.execute(
+            "INSERT INTO connection (id, plugin, name, enabled, direction, options, settings, state,"
+            " schedule_interval_minutes, created_at, updated_at)"
+            " VALUES (1, 'example', 'CRM', 0, 'both', '{}', '{}', 'ok', 120,"
+            " '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+        )
+        for link_id, remote in ((10, "r-old"), (11, "r-new"), (12, "r-other")):
+            raw.execute(
+                "INSERT INTO link (id, connection_id, object_type, hub_kind, hub_id, remote_id, last_values,"
+                " synced_at) VALUES (?, 1, 'contact', 'contact', ?, ?, '{}', '2026-01-01 00:00:00')",
+                (link_id, 7 if remote != "r-other" else 8, remote),
+            )
+    after = subprocess.run([_leadbridge(), "db", "upgrade"], env=env, capture_output=True, text=True)
+    assert after.returncode == 0, after.stderr
+    with sqlite3.connect(tmp_path / "leadbridge.sqlite") as raw:
+        kept = raw.execute("SELECT id, remote_id FROM link ORDER BY id").fetchall()
+        assert kept == [(10, "r-old"), (12, "r-other")]
+        with pytest.raises(sqlite3.IntegrityError):
+            raw.execute(
+                "INSERT INTO link (id, connection_id, object_type, hub_kind, hub_id, remote_id, last_values,"
+                " synced_at) VALUES (13, 1, 'contact', 'contact', 7, 'r-race', '{}', '2026-01-01 00:00:00')"
+            )

@@ -142,7 +142,7 @@ def test_list_memberships_carry_a_status(app_ctx: Flask) -> None:
 # -- links ----------------------------------------------------------------------------------------
 
 
-def test_links_are_unique_per_connection_object_and_remote_id(app_ctx: Flask) -> None:
+def test_links_are_unique_per_remote_record_and_per_hub_record(app_ctx: Flask) -> None:
     one, two = _connection("One"), _connection("Two")
 
     def link(conn: Connection, object_type: str, remote_id: str, hub_id: int = 1) -> Link:
@@ -158,6 +158,11 @@ def test_links_are_unique_per_connection_object_and_remote_id(app_ctx: Flask) ->
     db.session.add_all([link(one, "Lead", "00Q1"), link(one, "Contact", "00Q1"), link(two, "Lead", "00Q1")])
     db.session.commit()
     db.session.add(link(one, "Lead", "00Q1", hub_id=2))
+    with pytest.raises(IntegrityError):
+        db.session.commit()
+    db.session.rollback()
+    # One hub record has at most one record per connector object: a race cannot link a second one.
+    db.session.add(link(one, "Lead", "00Q2", hub_id=1))
     with pytest.raises(IntegrityError):
         db.session.commit()
     db.session.rollback()

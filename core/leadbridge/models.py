@@ -213,6 +213,8 @@ class Link(db.Model):  # type: ignore[name-defined,misc]
 
     __table_args__ = (
         UniqueConstraint("connection_id", "object_type", "remote_id"),
+        # One vendor record per hub record and object: a race can never link a second one silently.
+        UniqueConstraint("connection_id", "object_type", "hub_kind", "hub_id", name="uq_link_hub_record"),
         Index("ix_link_hub", "connection_id", "hub_kind", "hub_id"),
     )
 
