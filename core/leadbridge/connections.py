@@ -18,6 +18,7 @@ from flask import current_app
 from sqlalchemy import select, text
 
 from . import clock as clocks
+from .apikeys import StaticAuth
 from .connection_view import ConnectionView, SecretMap
 from .db import db
 from .errors import ConfigError, LeadbridgeError, NeedsReconnect
@@ -297,7 +298,12 @@ def client_for(
             ep_pacer = pacer_for(row, info, declared)
         ep_hooks = plugins.connector(ep_view)
         key = (
-            StaticCredentials(declared.auth, _values(ep_view), vendor=declared.label, on_rejected=rejected)
+            StaticCredentials(
+                declared.auth,
+                _key_values(ep_view, declared.auth),
+                vendor=declared.label,
+                on_rejected=rejected,
+            )
             if declared.auth
             else None
         )
@@ -335,7 +341,9 @@ def client_for(
             authenticate, load=load, save=save, lock_key=(app.name, id(app), conn_id), renew_lock=renew_lock
         )
     elif info.auth is not None:
-        auth = StaticCredentials(info.auth, _values(cv), vendor=info.display_name, on_rejected=rejected)
+        auth = StaticCredentials(
+            info.auth, _key_values(cv, info.auth), vendor=info.display_name, on_rejected=rejected
+        )
     client = bare.with_auth(auth)
     if isinstance(auth, AuthManager):
         # Some vendors name the API host in the token answer (Salesforce's instance_url): ask the
@@ -349,11 +357,9 @@ def client_for(
     return client
 
 
-def _values(cv: ConnectionView) -> dict[str, str]:
-    """The connection's settings and secrets as strings (what a static key reads)."""
-    values = {k: str(v) for k, v in cv.settings.items() if v not in (None, "")}
-    values.update({k: str(cv.secrets[k]) for k in cv.secrets})
-    return values
+def _key_values(cv: ConnectionView, scheme: StaticAuth) -> dict[str, str]:
+    """The settings a static key reads (through :meth:`ConnectionView.setting`: secrets win)."""
+    return {name: str(cv.setting(name, "")) for name in scheme.settings}
 
 
 def rebase(client: VendorClient, conn: Connection) -> None:

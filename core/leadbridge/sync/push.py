@@ -639,54 +639,39 @@ def push_deletes(ctx: RunContext, spec: ObjectSpec) -> None:
         return
     outcome = Outcome.DELETED if policy is DeletePolicy.DELETE else Outcome.UPDATED
     hooks = ctx.hooks
+    deleting = policy is DeletePolicy.DELETE
+    call: Callable[[list[Any]], list[RecordResult]] = (
+        (lambda ids: hooks.delete_contacts(ctx.client, spec.name, ids))
+        if deleting
+        else (lambda items: hooks.upsert_contact(ctx.client, spec.name, items))
+    )
+
+    def planned(link: Link) -> Write[Any]:
+        if deleting:
+            # The hook gets bare ids: its results name the remote id as ``ref`` (or none: by position).
+            return Write(link.remote_id, link.remote_id, link.hub_id, None, link.remote_id)
+        assert unsub is not None
+        email = (link.last_values or {}).get(EMAIL_KEY)
+        ref = str(link.hub_id)
+        item = Contact(email=email, remote_id=link.remote_id, fields={unsub.remote_field: True}, ref=ref)
+        return Write(item, ref, link.hub_id, None, link.remote_id)
+
     for start in range(0, len(rows), spec.batch_size):
         chunk = rows[start : start + spec.batch_size]
-        done: list[tuple[Write[Any], RecordResult]]
-        if policy is DeletePolicy.DELETE:
-            # The hook gets bare ids: its results name the remote id as ``ref`` (or none: by position).
-            lasts = {link.remote_id: (link.id, dict(link.last_values or {})) for link in chunk}
-            deletes = [
-                Write(link.remote_id, link.remote_id, link.hub_id, None, link.remote_id) for link in chunk
-            ]
-            done = write(
-                ctx,
-                spec.name,
-                deletes,
-                lambda ids: hooks.delete_contacts(ctx.client, spec.name, ids),
-                hook="delete_contacts",
-                object_type=spec.name,
-                dry_outcome=lambda w: outcome,
-                dry_reason=f"deleted in the hub ({policy}); dry run",
-            )
-        else:
-            assert unsub is not None
-            lasts = {str(link.hub_id): (link.id, dict(link.last_values or {})) for link in chunk}
-            unsubscribes = [
-                Write(
-                    Contact(
-                        email=last.get(EMAIL_KEY),
-                        remote_id=link.remote_id,
-                        fields={unsub.remote_field: True},
-                        ref=str(link.hub_id),
-                    ),
-                    str(link.hub_id),
-                    link.hub_id,
-                    None,
-                    link.remote_id,
-                )
-                for link in chunk
-                for _id, last in [lasts[str(link.hub_id)]]
-            ]
-            done = write(
-                ctx,
-                spec.name,
-                unsubscribes,
-                lambda items: hooks.upsert_contact(ctx.client, spec.name, items),
-                hook="upsert_contact",
-                object_type=spec.name,
-                dry_outcome=lambda w: outcome,
-                dry_reason=f"deleted in the hub ({policy}); dry run",
-            )
+        writes = [planned(link) for link in chunk]
+        lasts = {
+            w.ref: (link.id, dict(link.last_values or {})) for w, link in zip(writes, chunk, strict=True)
+        }
+        done = write(
+            ctx,
+            spec.name,
+            writes,
+            call,
+            hook="delete_contacts" if deleting else "upsert_contact",
+            object_type=spec.name,
+            dry_outcome=lambda w: outcome,
+            dry_reason=f"deleted in the hub ({policy}); dry run",
+        )
         if ctx.dry_run:
             continue
         for w, result in done:
