@@ -51,6 +51,8 @@ class Setting:
     :param secret: stored encrypted, write-only in the panel, masked everywhere else.
     :param pattern: a regular expression the whole value must match (e.g. a PlanMill instance name).
     :param choices: ``(value, label)`` pairs for ``choice`` settings.
+    :param required_if: the name of a boolean setting; when that one is on, this one is required
+        (Maileon's DOI mailing id once "DOI process" is on).
     """
 
     name: str
@@ -62,6 +64,7 @@ class Setting:
     help: str = ""
     pattern: str | None = None
     choices: tuple[tuple[str, str], ...] = ()
+    required_if: str | None = None
 
     def __post_init__(self) -> None:
         if self.type is SettingType.SECRET and not self.secret:
@@ -89,6 +92,11 @@ class ObjectSpec:
     :param hub_kind: which hub records it becomes.
     :param directions: the directions the connector supports for it (Salesforce Contacts: pull only).
     :param batch_size: the most records one ``upsert_*`` call accepts (the core batches accordingly).
+    :param push_only_linked_to: push only hub records this connection also links through that other
+        object (Pipedrive → Maileon relays Pipedrive persons, not every hub contact); naming the
+        object itself makes pushes update linked records only, never create.
+    :param needs_consent: an email-marketing target: push only contacts with consent (not
+        ``none``) and not unsubscribed, plus those already linked, so a withdrawal reaches it too.
     """
 
     name: str
@@ -97,6 +105,8 @@ class ObjectSpec:
     directions: frozenset[Direction]
     batch_size: int = 100
     supports_delete: bool = False
+    push_only_linked_to: str | None = None
+    needs_consent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +203,10 @@ def validate_info(info: object, *, entry_point_name: str, core_version: str) -> 
     for s in info.settings:
         if s.type is SettingType.CHOICE and not s.choices:
             raise PluginError(f"choice setting {s.name!r} has no choices")
+        if s.required_if is not None and not any(
+            o.name == s.required_if and o.type is SettingType.BOOLEAN for o in info.settings
+        ):
+            raise PluginError(f"setting {s.name!r}: required_if names no boolean setting")
         if s.pattern is not None:
             try:
                 re.compile(s.pattern)
@@ -210,6 +224,12 @@ def validate_info(info: object, *, entry_point_name: str, core_version: str) -> 
             raise PluginError(f"object {obj.name!r}: batch_size must be at least 1")
         if not obj.directions:
             raise PluginError(f"object {obj.name!r} declares no direction")
+        if obj.push_only_linked_to is not None:
+            other = next((o for o in info.objects if o.name == obj.push_only_linked_to), None)
+            if other is None or other.hub_kind is not obj.hub_kind:
+                raise PluginError(
+                    f"object {obj.name!r}: push_only_linked_to names no {obj.hub_kind.value} object"
+                )
     for limit in info.rate_limits:
         if limit.requests <= 0 or limit.per_seconds <= 0:
             raise PluginError("rate limits must be positive")
@@ -256,6 +276,10 @@ def validate_settings(info: ConnectorInfo, values: Mapping[str, Any]) -> dict[st
             cleaned[s.name] = _coerce(s, raw)
         except ValueError as exc:
             problems.append(f"{s.label}: {exc}")
+    for s in info.settings:
+        if s.required_if and cleaned.get(s.required_if) and cleaned.get(s.name) in (None, ""):
+            switch = next(o.label for o in info.settings if o.name == s.required_if)
+            problems.append(f"{s.label}: required when {switch} is on")
     if problems:
         raise ConfigError("; ".join(problems), code="invalid_settings")
     return cleaned

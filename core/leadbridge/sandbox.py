@@ -60,7 +60,8 @@ class Sandbox:
     * :meth:`connection_settings` / :meth:`bad_connection_settings` (required);
     * :meth:`connection_credentials` — credentials a new connection starts with (authorization-code
       connectors return a refresh token the sandbox accepts, as if the admin had clicked Connect);
-    * :meth:`add_contacts`, :meth:`contact_count`, :meth:`company_count` (checks needing them are
+    * :meth:`add_contacts`, :meth:`contact_count` (:meth:`contact_count_for` per object),
+      :meth:`company_count` (checks needing them are
       skipped when they raise :class:`NotImplementedError`);
     * :meth:`expire_tokens`, :meth:`fail_next` and :meth:`count_calls` / :attr:`calls`;
     * optional attribute ``page_size`` (int): when present the kit lowers it (to 5) so that a few
@@ -123,6 +124,11 @@ class Sandbox:
     def contact_count(self) -> int:
         """How many people the vendor side holds (deleted ones excluded)."""
         raise NotImplementedError
+
+    def contact_count_for(self, object_type: str) -> int:
+        """How many people the vendor behind ``object_type`` holds (a connector writing to two
+        vendors counts each; default: :meth:`contact_count`)."""
+        return self.contact_count()
 
     def company_count(self) -> int:
         """How many companies the vendor side holds."""

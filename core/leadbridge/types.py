@@ -303,6 +303,10 @@ class WebhookEvent:
     :param kind: a :class:`WebhookEventKind`, or a connector-specific event (``deal_added``).
     :param object_type: the connector object the event is about.
     :param event_id: the vendor's delivery id, used to ignore duplicate deliveries.
+    :param action: an event to relay through this connection's ``create_action`` (a Pipedrive deal
+        becoming a Maileon transaction). ``action.contact.remote_id`` names the ``object_type``
+        record it is about; the core hands ``create_action`` that record's hub contact instead
+        (email and hub facts), and logs a failure when the hub does not know it.
     """
 
     kind: WebhookEventKind | str
@@ -311,6 +315,7 @@ class WebhookEvent:
     contact: Contact | None = None
     company: Company | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    action: Action | None = None
 
 
 @dataclass(frozen=True, slots=True)

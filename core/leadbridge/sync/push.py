@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Row, Select, and_, func, or_, select
+from sqlalchemy import Row, Select, and_, exists, func, or_, select
 from sqlalchemy.orm import aliased
 
 from ..db import db, utcnow
@@ -34,6 +34,9 @@ from .pull import DELETED_KEY
 
 #: Hub contact fields an action carries in ``Action.contact.extra`` (for title placeholders).
 HUB_ACTION_FIELDS = ("first_name", "last_name", "email", "title", "phone")
+#: hub facts every written contact carries in ``Contact.extra`` besides those (a marketing target
+#: decides from them whether to subscribe or unsubscribe)
+HUB_WRITE_FACTS = (*HUB_ACTION_FIELDS, "company_name", "consent", "unsubscribed")
 PLACEHOLDER = re.compile(r"\{(company|first_name|last_name|email|title|phone)\}")
 CRM = LogSide.CRM
 
@@ -162,6 +165,19 @@ def _changed(
         )
         .where(model.deleted_at.is_(None))
     )
+    if spec.push_only_linked_to is not None:
+        source = aliased(Link)
+        query = query.where(
+            exists().where(
+                source.connection_id == ctx.conn_id,
+                source.object_type == spec.push_only_linked_to,
+                source.hub_kind == kind,
+                source.hub_id == model.id,
+            )
+        )
+    if spec.needs_consent and model is HubContact:
+        consented = and_(HubContact.consent != "none", HubContact.unsubscribed.is_(False))
+        query = query.where(or_(consented, link.id.is_not(None)))
     if ids is not None:
         return query.where(model.id.in_(ids))
     if not ctx.full:
@@ -347,6 +363,7 @@ class Outgoing:
             fields=dict(self.fields),
             ref=str(self.hub_id),
             company=company,
+            extra=dict(self.extra),
         )
 
 
@@ -466,7 +483,7 @@ def _plan_contact(
         email_key=hub.email_key,
         company=_company_of(hub),
         # The hub's own values, for action titles with {first_name}-style placeholders.
-        extra={k: v for k in HUB_ACTION_FIELDS if (v := getattr(hub, k)) not in (None, "")},
+        extra={k: v for k in HUB_WRITE_FACTS if (v := getattr(hub, k)) not in (None, "")},
     )
 
 

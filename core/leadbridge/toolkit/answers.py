@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -24,7 +25,10 @@ def json_body(response: requests.Response) -> Any:
     try:
         return response.json()
     except ValueError:
-        raise TransientError(f"{response.request.method} answered with something that is not JSON") from None
+        where = urlsplit(response.request.url or "").path
+        raise TransientError(
+            f"{response.request.method} {where} answered with something that is not JSON"
+        ) from None
 
 
 def error_body(response: requests.Response) -> Any:

@@ -347,12 +347,14 @@ def read_page(
     *,
     since: datetime | None = None,
     extra: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> PageRead:
     """Read the page ``cursor`` points at (the first page of ``path`` + ``params`` when ``None``).
 
     :param since: where a :class:`Keyset` read starts (ignored by the other pagers).
     :param extra: connector state carried from page to page beside the pager's (kept from the
         cursor when it has some; the argument is the first page's).
+    :param headers: sent with every page request (Maileon answers XML unless asked for JSON).
     """
     if cursor:
         decoded = decode_cursor(cursor)
@@ -363,7 +365,7 @@ def read_page(
     where, query = pager.request(state)
     if "url" in state:  # a vendor link, made absolute when it was read
         where = urljoin(client.base_url, where)
-    body = json_body(client.get(where, params=query))
+    body = json_body(client.get(where, params=query, headers=headers))
     rows = pager.records(body)
     following = pager.following(state, body, rows)
     if following is not None and "url" in following:
