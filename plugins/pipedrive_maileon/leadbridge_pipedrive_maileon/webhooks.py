@@ -67,9 +67,9 @@ def _person_event(
     deleted = meta["action"] == "delete"
     row = dict((body.get("previous") if deleted else body.get("data")) or {})
     row.setdefault("id", meta.get("entity_id"))
-    if deleted:
-        # The last state carries the record's own update_time; the deletion happened at the event.
-        row["update_time"] = meta.get("timestamp") or row.get("update_time")
+    # The event's time orders deliveries: it has milliseconds where update_time has whole seconds
+    # (a create and a change within one second would tie), and a deletion happens at the event.
+    row["update_time"] = meta.get("timestamp") or row.get("update_time")
     contact = PersonReader(connection, client, shared=True).contact(row, deleted=deleted)
     return WebhookEvent(KINDS[meta["action"]], PERSON, str(meta["id"]), contact=contact)
 

@@ -80,7 +80,13 @@ def hub_contact(email: str) -> HubContact | None:
     ).scalar_one_or_none()
 
 
+def tick() -> None:
+    """A few milliseconds pass between two edits in Pipedrive's UI (event times have milliseconds)."""
+    clocks.get_clock().advance(0.005)  # type: ignore[attr-defined]
+
+
 def subscribe(sandbox: Any, name: str, email: str, **custom: Any) -> int:
+    tick()
     pd = sandbox.pipedrive
     values = {pd.field_key("Newsletter"): pd.option_id("Newsletter", "Subscribe"), **custom}
     return int(pd.add_person(name, email, org_name="Acme Oy", custom=values).id)
@@ -264,3 +270,62 @@ def test_an_unsubscribe_in_maileon_turns_the_newsletter_off_in_pipedrive(
     # The echo of leadbridge's own change (change_source api) changes nothing more.
     pd.deliver_due()
     assert run_sync(conn.id).counts.get("crm", {}).get("updated", 0) == 0
+
+
+@pytest.mark.slow
+def test_a_thousand_events_lose_nothing(conn: Connection, sandbox: Any) -> None:
+    pd = sandbox.pipedrive
+    assert run_sync(conn.id).status == "succeeded"
+    ids = [subscribe(sandbox, f"Bulk {i}", f"bulk{i}@example.com") for i in range(500)]
+    for pid in ids:
+        tick()
+        pd.update_person(pid, job_title="Buyer")  # 1,000 events in all
+    pd.shuffle_pending(random.Random(3))
+    pd.deliver_due()
+    assert pd.pending_deliveries() == 0 and not pd.lost
+    assert all(d.status == 200 for d in pd.deliveries)
+    db.session.expire_all()
+    titles = db.session.execute(
+        select(HubContact.title, func.count())
+        .where(HubContact.email_key.like("bulk%"))
+        .group_by(HubContact.title)
+    ).all()
+    assert dict(titles) == {"Buyer": 500}
+    run = run_sync(conn.id)
+    assert run.status == "succeeded", run.error
+    assert sum(1 for c in sandbox.maileon.contacts.values() if c.email.startswith("bulk")) == 500
+
+
+def test_a_person_deleted_in_pipedrive_is_unsubscribed_in_maileon(conn: Connection, sandbox: Any) -> None:
+    conn.options = {**conn.options, "delete_policy": {"from_crm": "delete", "to_crm": "unsubscribe"}}
+    db.session.commit()
+    pd = sandbox.pipedrive
+    assert run_sync(conn.id).status == "succeeded"
+    person = subscribe(sandbox, "Gone Soon", "gone@example.com")
+    pd.deliver_due()
+    assert run_sync(conn.id).status == "succeeded"
+    assert not sandbox.maileon.contact_by_email("gone@example.com").unsubscribed
+    pd.delete_person(person)
+    pd.deliver_due()
+    gone = hub_contact("gone@example.com")
+    assert gone is not None and gone.deleted_at is not None
+    run = run_sync(conn.id)
+    assert run.status == "succeeded", run.error
+    assert sandbox.maileon.contact_by_email("gone@example.com").unsubscribed
+
+
+def test_deliveries_without_the_registered_credentials_are_refused(
+    conn: Connection, sandbox: Any, hub_url: str
+) -> None:
+    import requests
+
+    body = {
+        "meta": {"action": "create", "entity": "person", "entity_id": "1", "id": "forged"},
+        "data": {"id": 1},
+    }
+    answer = requests.post(
+        f"{hub_url}/webhooks/{conn.id}", json=body, auth=("leadbridge", "guess"), timeout=10
+    )
+    assert answer.status_code == 401
+    assert requests.post(f"{hub_url}/webhooks/{conn.id}", json=body, timeout=10).status_code == 401
+    assert hub_contact("x@example.com") is None and webhook_runs() == []

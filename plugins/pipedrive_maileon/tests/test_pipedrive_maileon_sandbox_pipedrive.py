@@ -21,9 +21,8 @@ from flask import Response
 from leadbridge.clock import VirtualClock
 from leadbridge.sandbox import Sandbox, SandboxServer
 from leadbridge_pipedrive_maileon.sandbox.pipedrive import TOKEN_COSTS, PipedriveAPI
-from werkzeug.serving import make_server
-
 from pipedrive_openapi import check_exchange, check_webhook_payload, token_cost
+from werkzeug.serving import make_server
 
 HEX40 = re.compile(r"^[0-9a-f]{40}$")
 RFC3339_SECONDS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")

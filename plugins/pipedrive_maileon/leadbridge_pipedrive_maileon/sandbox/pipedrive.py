@@ -23,9 +23,11 @@ import random
 import re
 import secrets
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -118,6 +120,8 @@ class Delivery:
     at: datetime
     payload: dict[str, Any] = field(default_factory=dict, repr=False)
     error: str | None = None
+    #: real seconds from sending to the receiver's answer (its acknowledgement latency)
+    seconds: float | None = None
 
 
 @dataclass
@@ -716,8 +720,12 @@ class PipedriveAPI:
         with self.lock:
             (rng or random.Random()).shuffle(self._pending)
 
-    def deliver_due(self) -> int:
-        """POST every delivery whose time has come, now, in this thread; returns the attempts made."""
+    def deliver_due(self, *, workers: int = 1, rate: float | None = None) -> int:
+        """POST every delivery whose time has come, now; returns the attempts made.
+
+        :param workers: parallel senders (Pipedrive delivers concurrently); 1 sends in queue order.
+        :param rate: at most this many deliveries started per real second (benchmarks).
+        """
         now = clocks.monotonic()
         jobs = []
         with self.lock:
@@ -731,7 +739,15 @@ class PipedriveAPI:
                             "webhook_owner_id": str(hook["owner_id"]), "attempt": p.attempt}  # fmt: skip
                     auth = (hook["http_auth_user"], hook["_password"]) if hook["http_auth_user"] else None
                     jobs.append((p, hook["subscription_url"], auth, {**p.event, "meta": meta}))
-        for pending, url, auth, payload in jobs:  # never hold the sandbox lock across HTTP
+        started = time.perf_counter()
+
+        def send(index: int) -> None:  # never holds the sandbox lock across HTTP
+            pending, url, auth, payload = jobs[index]
+            if rate:
+                wait = started + index / rate - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)  # real time on purpose: a benchmark's offered load
+            sent = time.perf_counter()
             try:
                 resp = requests.post(url, json=payload, auth=auth, timeout=self.delivery_timeout,
                                      allow_redirects=False)  # fmt: skip
@@ -739,17 +755,36 @@ class PipedriveAPI:
             except requests.RequestException as exc:  # a timeout or a refused connection
                 status, error = None, f"{type(exc).__name__}: {exc}"
             with self.lock:
-                self._settle(pending, status, error, payload)
+                self._settle(pending, status, error, payload, time.perf_counter() - sent)
+
+        if workers <= 1:
+            for i in range(len(jobs)):
+                send(i)
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(send, range(len(jobs))))
         return len(jobs)
 
     def _settle(
-        self, pending: _Pending, status: int | None, error: str | None, payload: dict[str, Any]
+        self,
+        pending: _Pending,
+        status: int | None,
+        error: str | None,
+        payload: dict[str, Any],
+        seconds: float | None = None,
     ) -> None:
         now = clocks.monotonic()
         attempt = pending.attempt
         self.deliveries.append(
             Delivery(
-                pending.webhook_id, payload["meta"]["id"], attempt, status, clocks.utcnow(), payload, error
+                pending.webhook_id,
+                payload["meta"]["id"],
+                attempt,
+                status,
+                clocks.utcnow(),
+                payload,
+                error,
+                seconds,
             )
         )
         hook = self.webhooks.get(pending.webhook_id)
