@@ -6,10 +6,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from flask import current_app
 from leadbridge import clock as clocks
 from leadbridge.db import db
 from leadbridge.errors import AuthError
 from leadbridge.models import Connection, Contact, SyncRun
+from leadbridge.state import get_executor
 from leadbridge.sync import default_mappings, fieldcache, receive_webhook, run_sync
 from leadbridge.types import WebhookRequest
 from sqlalchemy import func, select
@@ -87,3 +89,76 @@ def test_a_webhook_that_cannot_be_applied_asks_for_redelivery(conn: Connection, 
     assert db.session.execute(select(func.count(Contact.id))).scalar_one() == 0
     run = receive_webhook(conn.id, delivery(sandbox, [event]))  # re-delivered: applied now
     assert run.counts["hub"]["created"] == 1
+
+
+# -- the inbox: accepted at once, applied in the background -------------------------------------------
+
+
+def test_events_round_trip_through_the_inbox_codec() -> None:
+    from leadbridge.sync.inbox import decode_event, encode_event
+    from leadbridge.types import Action, Company, WebhookEvent
+    from leadbridge.types import Contact as Person
+
+    when = datetime(2026, 12, 7, 10, 0, 0, 123000, tzinfo=clocks.UTC)
+    person = Person("a@example.com", "7", {"first_name": "A", "tags": ["x"]}, Company("Acme", "3"), when)
+    action = Action(
+        "deal", Person(None, "7"), kind="pipedrive_deal_added", occurred_at=when, fields={"v": 1.5}
+    )
+    for event in (
+        WebhookEvent("upsert", "contact", "e1", contact=person),
+        WebhookEvent("x", "p", "e2", action=action),
+    ):
+        assert decode_event(encode_event(event)) == event
+
+
+def test_a_failing_event_waits_in_the_inbox_is_retried_and_parked_after_max_attempts(
+    conn: Connection, sandbox: Any
+) -> None:
+    from leadbridge.errors import TransientError
+    from leadbridge.models import WebhookInbox
+    from leadbridge.sync import inbox
+
+    [rid] = sandbox.add_contacts(1)
+    fieldcache.invalidate(conn.id)  # applying needs the field list, and the vendor is down
+    db.session.commit()
+    sandbox.fail_next(503, times=100, path_prefix="/api/fields")
+    with pytest.raises(TransientError):
+        receive_webhook(conn.id, delivery(sandbox, [updated("stuck", rid, clocks.utcnow(), first_name="S")]))
+    row = db.session.execute(select(WebhookInbox)).scalar_one()
+    assert row.attempts == 1 and row.parked_at is None and "503" in (row.last_error or "")
+    for _ in range(inbox.MAX_ATTEMPTS - 1):
+        runs = db.session.execute(select(SyncRun.id, SyncRun.status, SyncRun.trigger)).all()
+        assert inbox.sweep(), f"a waiting event starts a drain {runs}"
+        get_executor(current_app).wait(30)
+    db.session.expire_all()
+    row = db.session.execute(select(WebhookInbox)).scalar_one()
+    assert row.attempts == inbox.MAX_ATTEMPTS and row.parked_at is not None  # kept, no longer retried
+    assert inbox.sweep() == [] and db.session.execute(select(func.count(Contact.id))).scalar_one() == 0
+    sandbox.faults.clear()
+    run = receive_webhook(conn.id, delivery(sandbox, [updated("next", rid, clocks.utcnow(), first_name="N")]))
+    assert run.status == "succeeded" and run.counts["hub"]["created"] == 1  # the parked one blocks nothing
+
+
+def test_a_drain_left_running_by_a_dead_process_does_not_block_the_inbox(
+    conn: Connection, sandbox: Any
+) -> None:
+    from leadbridge.sync import inbox
+    from leadbridge.sync.runner import create_run
+    from leadbridge.types import RunStatus
+
+    dead = create_run(conn.id, trigger="webhook", direction="from_crm", details={"mode": "webhook"})
+    dead.status = RunStatus.RUNNING
+    db.session.commit()
+    [rid] = sandbox.add_contacts(1)
+    body = delivery(sandbox, [updated("late", rid, clocks.utcnow() + timedelta(seconds=1), first_name="L")])
+    from leadbridge.sync import accept_webhook
+
+    first = accept_webhook(conn.id, body)
+    assert first.queued == 1 and first.drain_run_id is None  # a drain looks busy
+    clocks.get_clock().advance(inbox.STALE_DRAIN.total_seconds() + 1)  # type: ignore[attr-defined]
+    started = inbox.sweep()
+    assert len(started) == 1
+    get_executor(current_app).wait(30)
+    db.session.expire_all()
+    assert db.session.get(SyncRun, dead.id).status == "failed"
+    assert db.session.execute(select(Contact.first_name)).scalar_one() == "L"

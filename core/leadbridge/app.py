@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 from flask_migrate import Migrate
 
 from . import sync, web
@@ -113,10 +113,12 @@ def _enabled_check(app: Flask) -> Any:
     def check(connection_id: int) -> bool:
         from .models import Connection
 
+        query = db.select(Connection.enabled).where(Connection.id == connection_id)
+        if has_app_context() and current_app._get_current_object() is app:  # type: ignore[attr-defined]
+            # The caller's session: a second pooled connection per hook call exhausted the pool
+            # under concurrent webhook deliveries (each request waited for a connection it held).
+            return bool(db.session.execute(query).scalar_one_or_none())
         with app.app_context():
-            enabled = db.session.execute(
-                db.select(Connection.enabled).where(Connection.id == connection_id)
-            ).scalar_one_or_none()
-        return bool(enabled)
+            return bool(db.session.execute(query).scalar_one_or_none())
 
     return check

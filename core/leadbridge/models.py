@@ -318,6 +318,31 @@ class WebhookDelivery(db.Model):  # type: ignore[name-defined,misc]
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class WebhookInbox(db.Model):  # type: ignore[name-defined,misc]
+    """Webhook events accepted but not yet applied (see :mod:`leadbridge.sync.inbox`).
+
+    A delivery is verified and parsed in its request, its events land here, and the vendor gets its
+    answer at once; a background run applies them in arrival order. An event that keeps failing is
+    parked after :data:`~leadbridge.sync.inbox.MAX_ATTEMPTS` tries (``parked_at``), kept for a look.
+    """
+
+    __tablename__ = "webhook_inbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connection.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(String(255))
+    event: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    parked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("connection_id", "event_id", name="uq_webhook_inbox_event"),
+        Index("ix_webhook_inbox_pending", "connection_id", "parked_at", "id"),
+    )
+
+
 class WebhookSubscription(db.Model):  # type: ignore[name-defined,misc]
     """The vendor webhooks the core registered for a connection (see :mod:`leadbridge.sync.subscriptions`).
 

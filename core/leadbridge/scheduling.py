@@ -1,4 +1,5 @@
-"""The scheduler: exactly one per install, per-connection interval or cron, paused runs resumed.
+"""The scheduler: exactly one per install, per-connection interval or cron, paused runs resumed,
+webhook events left in the inbox applied.
 
 ``leadbridge scheduler`` runs it alone; ``serve`` and ``demo`` embed it
 (:func:`start_embedded_scheduler`). A database lock (``lock`` row ``scheduler``, with heartbeat)
@@ -24,7 +25,7 @@ from sqlalchemy import select
 from .db import db, utcnow
 from .errors import ConfigError
 from .models import Connection
-from .sync import locks
+from .sync import inbox, locks
 
 log = logging.getLogger(__name__)
 # APScheduler logs every job start and end at INFO (a line every 30 s); its warnings and errors stay.
@@ -131,6 +132,12 @@ class LeadbridgeScheduler:
                     job.remove()
                     self._signatures.pop(job.id, None)
             db.session.commit()
+            try:
+                # Webhook events a drain has not applied yet (a failed drain, a process that died).
+                inbox.sweep()
+            except Exception:
+                db.session.rollback()
+                log.exception("the webhook inbox sweep failed")
         for conn_id in due:
             # Resumed once when the pause ends; a run that pauses again moves paused_until: no hot loop.
             self.scheduler.add_job(

@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 from leadbridge import clock as clocks
 from leadbridge.db import db
 from leadbridge.models import Connection, WebhookSubscription
+from leadbridge.state import get_executor
 from leadbridge.sync import default_mappings, run_sync
 from leadbridge.sync.fieldcache import FIELD_CACHE_SECONDS
 
@@ -125,6 +126,7 @@ def _delivery(client: FlaskClient, sandbox: Any, conn_id: int, rid: str, event_i
     body, headers = sandbox.webhook_delivery([event])
     response = client.post(f"/webhooks/{conn_id}", data=body, headers=headers)
     assert response.status_code == 200, response.get_data(as_text=True)
+    get_executor(client.application).wait(30)  # the delivery is applied in the background
 
 
 def test_a_delivery_makes_no_field_list_call_until_the_cache_expires(

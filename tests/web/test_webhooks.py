@@ -10,6 +10,7 @@ from flask import Flask
 from leadbridge import clock as clocks
 from leadbridge.db import db
 from leadbridge.models import Connection, Contact, SyncRun
+from leadbridge.state import get_executor
 from leadbridge.sync import default_mappings, run_sync
 
 
@@ -40,11 +41,15 @@ def test_a_signed_delivery_is_applied_once(app: Flask, conn: Connection, sandbox
     body, headers = sandbox.webhook_delivery([_event(rid, "Hooked")])
     public = app.test_client()
     response = public.post(url("webhooks.receive", conn_id=conn.id), data=body, headers=headers)
-    assert response.status_code == 200 and response.json["counts"]["hub"]["updated"] == 1
+    # Answered once the event is stored; a background run applies it.
+    assert response.status_code == 200 and response.json["queued"] == 1, response.json
+    get_executor(app).wait(30)
     db.session.rollback()
     assert db.session.query(Contact).one().first_name == "Hooked"
+    drain = db.session.get(SyncRun, response.json["run_id"])
+    assert drain.trigger == "webhook" and drain.status == "succeeded" and drain.counts["hub"]["updated"] == 1
     again = public.post(url("webhooks.receive", conn_id=conn.id), data=body, headers=headers)
-    assert again.status_code == 200 and again.json["counts"]["hub"]["updated"] == 0
+    assert again.status_code == 200 and again.json["duplicates"] == 1 and again.json["run_id"] is None
 
 
 def test_a_forged_delivery_is_refused_and_stores_nothing(

@@ -8,7 +8,8 @@ Public API (other parts of leadbridge code against these names):
 * :func:`export_run_csv` — a run's records as spreadsheet-safe CSV.
 * :func:`notify_contacts_changed` — debounced push after a form or API change.
 * :func:`default_mappings`, :func:`validate_mapping` — field mappings from presets / checked when saved.
-* :func:`receive_webhook` — verify and apply a webhook delivery (``POST /webhooks/<connection id>``).
+* :func:`accept_webhook` — verify a delivery and keep its events for a background run
+  (``POST /webhooks/<connection id>``); :func:`receive_webhook` — the same, applied at once.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .export import export_run_csv, export_runs_csv
 from .mappings import default_mappings, validate_mapping
 from .notify import notify_contacts_changed
 from .runner import execute, resolve_connection, run_sync, start_run, wait_for_runs
-from .webhooks import receive_webhook
+from .webhooks import accept_webhook, receive_webhook
 
 
 def init_app(app: Flask) -> None:
@@ -34,6 +35,7 @@ def init_app(app: Flask) -> None:
 
 
 __all__ = [
+    "accept_webhook",
     "default_mappings",
     "execute",
     "export_run_csv",

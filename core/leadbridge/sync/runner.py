@@ -31,7 +31,7 @@ from ..errors import (
 from ..models import Connection, SyncRun
 from ..state import get_executor
 from ..types import Direction, HubKind, RunStatus
-from . import locks
+from . import inbox, locks
 from .context import RunContext
 from .pull import pull_object
 from .push import count_candidates, push_companies, push_contacts, push_deletes
@@ -134,7 +134,7 @@ def execute(run_id: int, *, progress: Progress | None = None, body: Body | None 
     try:
         if locked:
             recover_interrupted(conn_id, keep=run_id)
-        return _execute(
+        done = _execute(
             run_id,
             mode,
             details,
@@ -145,6 +145,10 @@ def execute(run_id: int, *, progress: Progress | None = None, body: Body | None 
     finally:
         if locked:
             locks.release(lock_name, owner)
+    if mode == "webhook" and body is None and RunStatus(done.status).finished_ok:
+        # Events stored while this drain was finishing found it busy: look again now it has ended.
+        inbox.start_drain(conn_id)
+    return done
 
 
 class LockPolicy(Enum):
@@ -313,6 +317,8 @@ def send_spec(ctx: RunContext) -> Any:
     """The person object explicit sends write to (``options["send_object"]`` or the first pushable one)."""
     chosen = ctx.options.get("send_object")
     for spec in ctx.info.objects_of(HubKind.CONTACT):
+        if not chosen and spec.push_only_linked_to == spec.name:
+            continue  # update-only (Pipedrive persons): a send must be able to create
         if (not chosen or spec.name == chosen) and any(d.includes(Direction.TO_CRM) for d in spec.directions):
             return spec
     raise ConfigError(f"{ctx.info.display_name} has no object contacts can be sent to")
@@ -335,6 +341,7 @@ BODIES: dict[str, Callable[[RunContext, dict[str, Any]], None]] = {
     "sync": _sync_body,
     "send": _send_body,
     "import": _import_body,
+    "webhook": inbox.drain_body,
 }
 
 

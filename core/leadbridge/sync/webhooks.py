@@ -1,145 +1,56 @@
 """Webhook deliveries: verified by the connector, de-duplicated, applied like a pull, logged as a run.
 
-Each event's vendor delivery id is stored (``WebhookDelivery``) in the same transaction as its hub
-writes, so a re-delivered event changes nothing. An event older than what the hub already stored
-from that record (out of order) is ignored by the same rule the pull uses.
+A delivery is accepted in its request and applied in the background (:mod:`.inbox`); each event
+is applied by :mod:`.events`.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 from ..connections import client_for, view
 from ..db import db
-from ..errors import ConfigError, RecordError, TransientError, worth_resending
-from ..metadata import ObjectSpec
-from ..models import Contact as HubContact
-from ..models import SyncRun, WebhookDelivery
+from ..errors import TransientError
+from ..models import SyncRun
 from ..state import get_plugins
-from ..types import (
-    Contact,
-    HubKind,
-    LogSide,
-    Outcome,
-    RecordResult,
-    RunStatus,
-    WebhookEvent,
-    WebhookEventKind,
-    WebhookRequest,
-)
-from . import links
-from .context import RunContext
-from .pull import store
-from .push import HUB_WRITE_FACTS
+from ..types import RunStatus, WebhookRequest
+from . import events, inbox
 from .runner import create_run, execute, resolve_connection
 
-#: event kinds that delete the record (``deleted``: what some connectors say)
-DELETIONS = frozenset({WebhookEventKind.DELETE, "deleted"})
+DELETIONS = events.DELETIONS
 
 
-def receive_webhook(connection_id: int, request: WebhookRequest) -> SyncRun:
-    """Verify a delivery with the connector's ``handle_webhook`` and apply its events.
+def accept_webhook(connection_id: int, request: WebhookRequest) -> inbox.Accepted:
+    """Verify a delivery with the connector's ``handle_webhook``, keep its new events in the inbox
+    and start applying them in the background; what the web endpoint answers the vendor with.
 
     :raises AuthError: the delivery failed verification (answer 401; nothing was stored).
-    :raises TransientError: applying failed (answer 503 so the vendor re-delivers; the run says why).
-    :returns: the finished run (trigger ``webhook``) with one record per applied event.
+    :raises TransientError: the connector could not parse it now (answer 503: the vendor re-delivers).
     """
     conn = resolve_connection(connection_id)
     conn_id = conn.id
     db.session.commit()
     events = get_plugins().connector(view(conn)).handle_webhook(client_for(conn), request)
-    run = create_run(
-        conn_id, trigger="webhook", direction="from_crm", details={"mode": "webhook", "events": len(events)}
-    )
+    accepted = inbox.accept(conn_id, events)
+    drain = inbox.start_drain(conn_id) if accepted.queued else None
+    return replace(accepted, drain_run_id=drain)
+
+
+def receive_webhook(connection_id: int, request: WebhookRequest) -> SyncRun:
+    """Accept a delivery and apply the connection's inbox now, in this thread (CLI and tests).
+
+    :raises AuthError: the delivery failed verification (nothing was stored).
+    :raises TransientError: applying failed; the events wait in the inbox for the next drain.
+    :returns: the finished ``webhook`` run, one record per applied event.
+    """
+    conn = resolve_connection(connection_id)
+    conn_id = conn.id
     db.session.commit()
-
-    def apply(ctx: RunContext, details: dict[str, Any]) -> None:
-        for event in events:
-            _apply_event(ctx, event)
-            ctx.log.advance()
-            ctx.log.checkpoint()  # the delivery id and its hub writes commit together
-
-    done = execute(run.id, body=apply)
+    events = get_plugins().connector(view(conn)).handle_webhook(client_for(conn), request)
+    inbox.accept(conn_id, events)
+    run = create_run(conn_id, trigger="webhook", direction="from_crm", details={"mode": "webhook"})
+    db.session.commit()
+    done = execute(run.id)
     if done.status in (RunStatus.FAILED, RunStatus.PAUSED):
-        # Nothing of the failed event was kept: ask the vendor to deliver it again.
         raise TransientError(f"webhook run #{done.id} {done.status}: {done.error}")
     return done
-
-
-def _apply_event(ctx: RunContext, event: WebhookEvent) -> None:
-    if db.session.get(WebhookDelivery, (ctx.conn_id, event.event_id)) is not None:
-        ctx.log.add(LogSide.HUB, event.object_type, Outcome.UNCHANGED)
-        return
-    try:
-        spec = ctx.info.object(event.object_type)
-    except ConfigError:
-        ctx.log.note(f"webhook event for unknown object {event.object_type!r} ignored")
-        return
-    if event.action is not None:
-        _relay(ctx, spec, event)
-        return
-    rules = ctx.mappings(spec).items  # may call the vendor (and commit): before the delivery is recorded
-    db.session.add(WebhookDelivery(connection_id=ctx.conn_id, event_id=event.event_id))
-    if event.contact is not None and spec.hub_kind is HubKind.CONTACT:
-        if event.kind in DELETIONS:
-            event.contact.deleted = True
-        store(ctx, spec, rules, event.contact)
-    elif event.company is not None and spec.hub_kind is HubKind.COMPANY:
-        if event.kind in DELETIONS:
-            event.company.deleted = True
-        store(ctx, spec, rules, event.company)
-    if ctx.dry_run:
-        db.session.rollback()
-
-
-def _relay(ctx: RunContext, spec: ObjectSpec, event: WebhookEvent) -> None:
-    """Send the event's action about a record of ``spec`` through ``create_action``, once.
-
-    The delivery id is committed before the vendor call: an action is an event, and a re-delivery
-    after a lost answer must not send it twice. Only when nothing reached the vendor (a refused
-    connection) is the id forgotten again, so the vendor's own re-delivery brings the event back.
-    """
-    action = event.action
-    assert action is not None
-    about = action.contact.remote_id
-    link = links.by_remote_ids(ctx.conn_id, spec.name, [about]).get(about) if about else None
-    hub = db.session.get(HubContact, link.hub_id) if link is not None else None
-    log_object = event.kind if isinstance(event.kind, str) else str(event.kind)
-    if ctx.dry_run:
-        return
-    delivery = WebhookDelivery(connection_id=ctx.conn_id, event_id=event.event_id)
-    db.session.add(delivery)
-    if hub is None or hub.deleted_at is not None:
-        ctx.log.add(
-            LogSide.CRM,
-            log_object,
-            Outcome.FAILED,
-            remote_id=about,
-            label=action.title,
-            reason=f"{spec.label} {about} is not in the hub",
-            code="unknown_contact",
-        )
-        return
-    facts = {k: v for k in HUB_WRITE_FACTS if (v := getattr(hub, k)) not in (None, "")}
-    relayed = replace(action, contact=Contact(email=hub.email, ref=str(hub.id), extra=facts), ref=str(hub.id))
-    db.session.commit()
-    try:
-        result = ctx.hooks.create_action(ctx.client, relayed)
-    except TransientError as exc:
-        if worth_resending(exc):
-            db.session.delete(delivery)
-            db.session.commit()
-        raise
-    except RecordError as exc:
-        result = RecordResult(Outcome.FAILED, ref=relayed.ref, reason=exc.message, code=exc.code)
-    ctx.log.add(
-        LogSide.CRM,
-        log_object,
-        Outcome.CREATED if result.ok else Outcome.FAILED,
-        hub_id=hub.id,
-        remote_id=result.remote_id,
-        label=action.title,
-        reason=result.reason,
-        code=result.code,
-    )

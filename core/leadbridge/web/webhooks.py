@@ -1,5 +1,6 @@
 """``POST /webhooks/<connection id>``: vendor deliveries, authenticated by the connector's
-``handle_webhook`` (signature, shared secret or basic auth) inside the engine's ``receive_webhook``."""
+``handle_webhook`` (signature, shared secret or basic auth) inside the engine's ``accept_webhook``,
+answered as soon as their events are stored; a background run applies them (:mod:`leadbridge.sync.inbox`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from flask.typing import ResponseReturnValue
 from ..db import db
 from ..errors import AuthError, ConfigError, LeadbridgeError, RecordError
 from ..models import Connection
-from ..sync import receive_webhook
+from ..sync import accept_webhook
 from ..types import WebhookRequest
 
 bp = Blueprint("webhooks", __name__)
@@ -37,7 +38,7 @@ def receive(conn_id: int) -> ResponseReturnValue:
     )
     db.session.commit()  # no open transaction while the engine calls the connector
     try:
-        run = receive_webhook(conn_id, delivery)
+        accepted = accept_webhook(conn_id, delivery)
     except AuthError:
         db.session.rollback()
         return jsonify(error="delivery not authenticated"), 401
@@ -51,4 +52,6 @@ def receive(conn_id: int) -> ResponseReturnValue:
         db.session.rollback()
         log.warning("webhook for connection %s failed: %s", conn_id, exc)
         return jsonify(error="try again later"), 503
-    return jsonify(ok=True, run_id=run.id, counts=run.counts)
+    return jsonify(
+        ok=True, queued=accepted.queued, duplicates=accepted.duplicates, run_id=accepted.drain_run_id
+    )

@@ -11,6 +11,7 @@ from leadbridge.connections import view
 from leadbridge.db import db
 from leadbridge.errors import AuthError
 from leadbridge.models import Connection, Contact
+from leadbridge.state import get_executor
 from leadbridge.sync import default_mappings, subscriptions
 from leadbridge.types import WebhookRequest
 from leadbridge_planmill.sandbox import PlanMillSandbox
@@ -56,6 +57,8 @@ def _deliver(client: FlaskClient, conn: Connection, payload: dict[str, object]) 
     url = f"/webhooks/{conn.id}?key={webhook_key(view(conn))}"
     answer = client.post(url, json=payload)
     assert answer.status_code == 200, answer.get_data(as_text=True)
+    get_executor(client.application).wait(30)  # accepted at once, applied in the background
+    db.session.rollback()
     result: dict[str, object] = answer.get_json()
     return result
 
@@ -74,7 +77,7 @@ def test_a_contact_update_reaches_the_hub_once(
     hub = db.session.execute(select(Contact).where(Contact.email_key == "hooked@example.com")).scalar_one()
     assert (hub.first_name, hub.last_name) == ("Hook", "Ed")
     again = _deliver(client, connection, payload)  # PlanMill may deliver twice
-    assert again["counts"]["hub"]["created"] == 0  # type: ignore[index]
+    assert again["duplicates"] == 1 and again["queued"] == 0
     assert (
         len(db.session.execute(select(Contact).where(Contact.email_key == "hooked@example.com")).all()) == 1
     )

@@ -955,15 +955,18 @@ class PipedriveAPI:
             ["Jane", "Marek", "Aino", "Tomás", "Priya", "Lena"],
             ["Doe", "Novak", "Virtanen", "Raman"],
         )
-        orgs = ["Acme Oy", "Globex GmbH", "Initech", "Acme Oy"]
+        # Names of its own, as the addresses: another demo vendor's "Acme Oy" is another company.
+        orgs = ["Fjord Analytics Oy", "Kettle & Co GmbH", "Blue Harbor Ltd", "Fjord Analytics Oy"]
         for i in range(count):
             f, la = first[i % len(first)], last[i % len(last)]
-            email = f"{f}.{la}@example.com".lower() if i % 5 else "jane.doe@example.com"
+            # Its own domain: the other demo vendors' people are other people (a shared address would
+            # be matched, not created, by their connectors).
+            email = f"{f}.{la}@pipedrive-demo.example".lower() if i % 5 else "jane.doe@pipedrive-demo.example"
             custom = {"Segment": "Gold" if i % 2 else "Silver"} if i % 3 else None
             person = self.add_person(f"{f} {la}", email, org_name=orgs[i % len(orgs)], custom=custom)
             if i % 4 == 0:
                 self.add_deal(f"{orgs[i % len(orgs)]} licence {i}", person.id, value=1000 + 250 * i)
-        self.add_organization("Acme Oy")  # a second "Acme Oy", with nobody in it
+        self.add_organization("Fjord Analytics Oy")  # a second one of that name, with nobody in it
 
 
 # -- helpers --------------------------------------------------------------------------------------------
