@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from enum import StrEnum
 
 from flask import Flask
@@ -101,10 +102,19 @@ class ThreadExecutor:
                 log.exception("background run #%s crashed", run_id)
 
     def wait(self, timeout: float | None = None) -> None:
-        with self._lock:
-            threads = list(self._threads.values())
-        for thread in threads:
-            thread.join(timeout)
+        """Until every run has ended, including runs those runs started (a webhook drain starts
+        its relay push); real time on purpose: it waits for other threads."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                alive = [t for t in self._threads.values() if t.is_alive()]
+            if not alive:
+                return
+            for thread in alive:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                thread.join(left)
+            if deadline is not None and time.monotonic() >= deadline:
+                return
 
 
 class CeleryExecutor:

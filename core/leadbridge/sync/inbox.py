@@ -23,14 +23,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..db import db, utcnow
-from ..errors import RecordError
+from ..errors import QuotaExhausted, RateLimited, RecordError
 from ..models import SyncRun, WebhookDelivery, WebhookInbox
 from ..state import get_executor
-from ..types import Action, Company, Contact, Direction, LogSide, Outcome, RunStatus, WebhookEvent
+from ..types import Action, Company, Contact, Direction, HubKind, LogSide, Outcome, RunStatus, WebhookEvent
 from . import locks
 from .context import RunContext
 from .events import apply_event
@@ -38,12 +38,19 @@ from .runlog import empty_counts
 
 log = logging.getLogger(__name__)
 
-#: Drains that may fail on one event before it is parked (kept, shown, no longer retried).
-MAX_ATTEMPTS = 5
+#: Failed attempts of one event before it is parked (kept, logged, no longer retried); the waits
+#: between them back off, so an outage of a few hours is ridden out, not a burst of drains.
+MAX_ATTEMPTS = 6
+BACKOFF = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10), timedelta(minutes=30),
+           timedelta(hours=2))  # fmt: skip
 #: Events one drain applies before it ends and the next one starts (bounds a run's length).
 MAX_EVENTS_PER_DRAIN = 2000
-#: A drain queued or running longer than this died with its process (it holds no lock to expire).
+#: The trigger of the push a drain starts for what it changed (not "webhook": it is no drain).
+RELAY_TRIGGER = "webhook_relay"
+#: The drain lock of a drain on another host is stale after this without a heartbeat.
 STALE_DRAIN = timedelta(minutes=15)
+#: How long a new drain may take to start and take the drain lock (threads: milliseconds).
+DRAIN_START_GRACE = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,13 +139,18 @@ def accept(conn_id: int, events: Sequence[WebhookEvent]) -> Accepted:
     return Accepted(queued, duplicates)
 
 
-def pending(conn_id: int) -> bool:
-    """The connection has events waiting (parked ones excluded)."""
-    return bool(
-        db.session.execute(
-            select(exists().where(WebhookInbox.connection_id == conn_id, WebhookInbox.parked_at.is_(None)))
-        ).scalar()
+def _due(conn_id: int | None = None) -> Any:
+    """Rows a drain may apply now: not parked, not backing off."""
+    now = utcnow()
+    clause = and_(
+        WebhookInbox.parked_at.is_(None), or_(WebhookInbox.retry_at.is_(None), WebhookInbox.retry_at <= now)
     )
+    return clause if conn_id is None else and_(WebhookInbox.connection_id == conn_id, clause)
+
+
+def pending(conn_id: int) -> bool:
+    """The connection has events a drain may apply now."""
+    return bool(db.session.execute(select(exists().where(_due(conn_id)))).scalar())
 
 
 def start_drain(conn_id: int, app: Flask | None = None) -> int | None:
@@ -150,15 +162,15 @@ def start_drain(conn_id: int, app: Flask | None = None) -> int | None:
         SyncRun.status.in_((RunStatus.QUEUED, RunStatus.RUNNING)),
     )
     busy = db.session.execute(select(func.min(SyncRun.started_at)).where(*active)).scalar()
-    if busy is not None and busy < utcnow() - STALE_DRAIN:
-        # A drain is never locked, so one killed with its process would look busy forever.
+    if busy is not None and _dead_drain(conn_id, busy):
+        # A drain is never locked by the run lock, so one killed with its process would look busy forever.
         db.session.execute(
             update(SyncRun)
-            .where(*active, SyncRun.started_at < utcnow() - STALE_DRAIN)
+            .where(*active)
             .values(status=RunStatus.FAILED, finished_at=utcnow(), error="interrupted (the process stopped)")
         )
         db.session.commit()
-        busy = db.session.execute(select(func.min(SyncRun.started_at)).where(*active)).scalar()
+        busy = None
     if busy is not None or not pending(conn_id):
         return None
     run = SyncRun(
@@ -176,11 +188,16 @@ def start_drain(conn_id: int, app: Flask | None = None) -> int | None:
     return run.id
 
 
+def _dead_drain(conn_id: int, since: datetime) -> bool:
+    """The queued or running drain is gone: no live process holds the drain lock (a running drain
+    holds it from its first moment) although it was started more than DRAIN_START_GRACE ago."""
+    alive = locks.live_holder(drain_lock(conn_id), stale_after=STALE_DRAIN.total_seconds()) is not None
+    return not alive and utcnow() - since > DRAIN_START_GRACE
+
+
 def sweep() -> list[int]:
     """Start a drain for every connection with waiting events (the scheduler runs this)."""
-    conn_ids = db.session.execute(
-        select(WebhookInbox.connection_id).where(WebhookInbox.parked_at.is_(None)).distinct()
-    ).scalars()
+    conn_ids = db.session.execute(select(WebhookInbox.connection_id).where(_due()).distinct()).scalars()
     started = []
     for conn_id in list(conn_ids):
         run_id = start_drain(conn_id)
@@ -193,27 +210,32 @@ def next_rows(conn_id: int, after: int, limit: int = 100) -> list[WebhookInbox]:
     return list(
         db.session.execute(
             select(WebhookInbox)
-            .where(
-                WebhookInbox.connection_id == conn_id,
-                WebhookInbox.parked_at.is_(None),
-                WebhookInbox.id > after,
-            )
+            .where(_due(conn_id), WebhookInbox.id > after)
             .order_by(WebhookInbox.id)
             .limit(limit)
         ).scalars()
     )
 
 
-def record_failure(row_id: int, error: str) -> None:
-    """One more failed attempt of a row (in its own transaction); parked after MAX_ATTEMPTS."""
+def record_failure(row_id: int, exc: Exception) -> None:
+    """A failed attempt of a row (in its own transaction): retried after a back-off, parked after
+    MAX_ATTEMPTS. A rate limit is no attempt: the row waits as long as the vendor asked."""
     row = db.session.get(WebhookInbox, row_id)
     if row is None:
         return
-    row.attempts += 1
-    row.last_error = error[:2000]
-    if row.attempts >= MAX_ATTEMPTS:
-        row.parked_at = utcnow()
-        log.warning("webhook event %s of connection %s parked: %s", row.event_id, row.connection_id, error)
+    now = utcnow()
+    row.last_error = str(exc)[:2000]
+    if isinstance(exc, RateLimited):
+        row.retry_at = now + timedelta(seconds=exc.retry_after or 60)
+    elif isinstance(exc, QuotaExhausted):
+        row.retry_at = exc.resets_at or now + timedelta(hours=1)
+    else:
+        row.attempts += 1
+        if row.attempts >= MAX_ATTEMPTS:
+            row.parked_at = now
+            log.warning("webhook event %s of connection %s parked: %s", row.event_id, row.connection_id, exc)
+        else:
+            row.retry_at = now + BACKOFF[min(row.attempts, len(BACKOFF)) - 1]
     db.session.commit()
 
 
@@ -229,12 +251,13 @@ def drain_body(ctx: RunContext, details: dict[str, Any]) -> None:
         ctx.log.note("another drain of this connection is applying its webhook events")
         return
     try:
-        after, applied = 0, 0
+        after, applied, changed = 0, 0, set[int]()
         while applied < MAX_EVENTS_PER_DRAIN and (rows := next_rows(ctx.conn_id, after)):
             for row in rows:
                 after, row_id, event_id = row.id, row.id, row.event_id
                 try:
-                    apply_event(ctx, decode_event(row.event))
+                    if (touched := apply_event(ctx, decode_event(row.event))) is not None:
+                        changed.add(touched)
                 except RecordError as exc:
                     db.session.rollback()
                     ctx.log.add(
@@ -242,7 +265,7 @@ def drain_body(ctx: RunContext, details: dict[str, Any]) -> None:
                     )
                 except Exception as exc:
                     db.session.rollback()
-                    record_failure(row_id, str(exc))
+                    record_failure(row_id, exc)
                     raise
                 gone = db.session.get(WebhookInbox, row_id)
                 if gone is not None:
@@ -250,8 +273,40 @@ def drain_body(ctx: RunContext, details: dict[str, Any]) -> None:
                 ctx.log.advance()
                 ctx.log.checkpoint()  # the delivery id, its hub writes and the inbox row go together
                 applied += 1
+                if applied % 50 == 0:
+                    locks.heartbeat(lock, owner)  # alive, for a process on another host
+        push_soon(ctx, sorted(changed))
     finally:
         locks.release(lock, owner)
+
+
+def push_soon(ctx: RunContext, contact_ids: list[int]) -> int | None:
+    """Relay what the webhooks changed to the connection's relaying object now (Pipedrive → Maileon:
+    a new subscriber gets the DOI mail within seconds, not at the next scheduled sync). Only
+    objects that push records pulled through another object relay (``push_only_linked_to``)."""
+    if not contact_ids or ctx.dry_run or not Direction(ctx.conn.direction).includes(Direction.TO_CRM):
+        return None
+    relays = [
+        s
+        for s in ctx.info.objects_of(HubKind.CONTACT)
+        if s.push_only_linked_to not in (None, s.name)
+        and any(d.includes(Direction.TO_CRM) for d in s.directions)
+    ]
+    if not relays:
+        return None
+    run = SyncRun(
+        connection_id=ctx.conn_id,
+        status=RunStatus.QUEUED,
+        trigger=RELAY_TRIGGER,
+        direction=Direction.TO_CRM.value,
+        started_at=utcnow(),
+        counts=empty_counts(),
+        details={"mode": "send", "contact_ids": contact_ids, "with_action": False},
+    )
+    db.session.add(run)
+    db.session.commit()
+    get_executor(current_app._get_current_object()).submit(run.id)  # type: ignore[attr-defined]
+    return run.id
 
 
 def drain_lock(conn_id: int) -> str:

@@ -127,6 +127,18 @@ def release(name: str, owner: str, *, app: Flask | None = None) -> None:
         db.session.commit()
 
 
+def live_holder(name: str, *, stale_after: float = 300.0, app: Flask | None = None) -> str | None:
+    """The owner of ``name`` when it is alive (its process runs on this host, or, from another
+    host, its heartbeat is younger than ``stale_after`` seconds); ``None`` otherwise."""
+    with _app(app).app_context():
+        row = db.session.get(Lock, name)
+        if row is None:
+            return None
+        if row.owner.split(":", 1)[0] == HOST:
+            return row.owner if _alive(row.owner) else None
+        return row.owner if row.heartbeat_at >= utcnow() - timedelta(seconds=stale_after) else None
+
+
 def holder(name: str, *, app: Flask | None = None) -> str | None:
     """The current owner of ``name``, if any."""
     with _app(app).app_context():

@@ -158,7 +158,8 @@ class LockPolicy(Enum):
     SKIP = "skip"
     #: Take it, waiting for the holder to finish: a send or import must not be dropped.
     WAIT = "wait"
-    #: No lock: dry runs write nothing; webhook deliveries write only the hub (answered in-request).
+    #: No lock: dry runs write nothing; webhook drains write the hub and relay actions (events),
+    #: never upserts (their drain lock keeps them one at a time).
     NONE = "none"
 
 

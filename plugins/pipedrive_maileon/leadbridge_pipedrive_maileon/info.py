@@ -119,7 +119,7 @@ INFO = ConnectorInfo(
             HubKind.CONTACT,
             frozenset({Direction.FROM_CRM, Direction.TO_CRM, Direction.BOTH}),
             batch_size=100,
-            # Only the Newsletter option (and marketing status) is written back: never a new person.
+            # Only the Newsletter option is written back: never a new person.
             push_only_linked_to=PERSON,
         ),
         ObjectSpec(

@@ -200,7 +200,16 @@ def upsert_contacts(
 def _upsert_one(connection: ConnectionView, client: VendorClient, c: Contact) -> RecordResult:
     if not c.email:
         return RecordResult(Outcome.FAILED, ref=c.ref, reason="no email", code="no_email")
-    consented = c.extra.get("consent", "none") not in (None, "none") and not c.extra.get("unsubscribed")
+    wants = c.extra.get("consent", "none") not in (None, "none")
+    if wants and c.extra.get("unsubscribed") and c.remote_id and c.fields.get("unsubscribed") is not True:
+        # Maileon does not re-subscribe an unsubscribed address through the API: say so, visibly.
+        return RecordResult(
+            Outcome.SKIPPED,
+            ref=c.ref,
+            remote_id=c.remote_id,
+            reason="unsubscribed in Maileon; a new subscription must come through a Maileon opt-in",
+        )
+    consented = wants and not c.extra.get("unsubscribed")
     if c.fields.get("unsubscribed") is True or not consented:
         if not c.remote_id:
             return RecordResult(Outcome.SKIPPED, ref=c.ref, reason="not subscribed to the newsletter")
@@ -209,9 +218,10 @@ def _upsert_one(connection: ConnectionView, client: VendorClient, c: Contact) ->
             Outcome.UPDATED, ref=c.ref, remote_id=c.remote_id, reason="unsubscribed in Maileon"
         )
     permission = int(connection.setting("initial_permission") or 1)
-    doi = bool(connection.setting("doi")) and c.remote_id is None
-    # A DOI permission is earned by the click: until then the contact holds "none".
-    sent = 1 if doi and permission in (4, 5) else permission
+    doi_on = bool(connection.setting("doi"))
+    doi = doi_on and c.remote_id is None  # the DOI mail goes out once, when the contact is created
+    # A DOI permission is earned by the click, never sent: later updates must not grant it either.
+    sent = 1 if doi_on and permission in (4, 5) else permission
     params: dict[str, Any] = {"permission": sent, "sync_mode": 1, "src": "leadbridge"}
     if doi:
         params.update(doi="true", doimailing=str(connection.setting("doi_mailing")))
@@ -293,8 +303,9 @@ def fetch_unsubscriptions(client: VendorClient, since: datetime | None, cursor: 
     for row in sorted(page.rows, key=lambda r: _row_time(r) or datetime.min.replace(tzinfo=UTC)):
         contact = row.get("contact") or {}
         email = contact.get("email")
-        if not email:
-            continue  # anonymised: nothing to match in the hub
+        if not email or not contact.get("external_id"):
+            # Anonymised, or never sent from Pipedrive (no external id): not this connection's person.
+            continue
         fields = {"unsubscribed": True, "permission": PERMISSION_CONSENT[1]}
         contacts.append(
             Contact(email=email, remote_id=str(email).lower(), fields=fields, modified_at=_row_time(row))

@@ -8,7 +8,7 @@ Custom field values are keyed by 40-character hashes in Pipedrive; the hub sees 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,6 +55,7 @@ HUB_TYPES = {
 #: kept here for a few minutes (per connection and API origin) instead of read on every delivery.
 DEFINITIONS_TTL = 300.0
 _definitions: dict[tuple[int, str], tuple[float, list[dict[str, Any]]]] = {}
+_lookups: dict[tuple[int, str, str], tuple[float, Any]] = {}
 _definitions_lock = threading.Lock()
 
 
@@ -93,6 +94,33 @@ def person_fields(
     with _definitions_lock:
         _definitions[key] = (now, rows)
     return rows
+
+
+def shared_lookup(
+    connection: ConnectionView, client: VendorClient, name: str, load: Callable[[], Any]
+) -> Any:
+    """A small vendor fact kept a few minutes per connection and host (webhook deliveries come one
+    per request, each with its own client: a lookup per delivery would spend Pipedrive's burst
+    budget inside the vendor's 10 s acknowledgement window)."""
+    key = (connection.id, client.destination(client.url("/")), name)
+    now = clocks.monotonic()
+    with _definitions_lock:
+        cached = _lookups.get(key)
+    if cached and now - cached[0] < DEFINITIONS_TTL:
+        return cached[1]
+    value = load()
+    with _definitions_lock:
+        _lookups[key] = (now, value)
+    return value
+
+
+def own_user_id(connection: ConnectionView, client: VendorClient) -> str:
+    """The id of the user whose token this connection uses (its own API changes echo back)."""
+    return str(
+        shared_lookup(
+            connection, client, "me", lambda: dig(json_body(client.get("/v1/users/me")), ["data", "id"])
+        )
+    )
 
 
 def forget_definitions(connection: ConnectionView, client: VendorClient) -> None:
@@ -246,7 +274,7 @@ class PersonReader:
     """Turns v2 person records (list rows and webhook payloads) into hub contacts."""
 
     def __init__(self, connection: ConnectionView, client: VendorClient, *, shared: bool = False) -> None:
-        self.client = client
+        self.client, self.connection, self.shared = client, connection, shared
         self.newsletter = newsletter_field(connection, client, shared=shared)
         self.custom = chosen_custom_fields(connection, client, shared=shared)
         self.orgs: dict[str, str | None] = client.run_cache("pipedrive_organizations")
@@ -282,13 +310,19 @@ class PersonReader:
             return org_id.get("name")
         if not org_id:
             return None
-        key = str(org_id)
+        key = str(int(org_id))
         if key not in self.orgs:
-            response = self.client.get(f"/api/v2/organizations/{key}", ok_statuses=frozenset({404}))
-            self.orgs[key] = (
-                None if response.status_code == 404 else dig(json_body(response), ["data", "name"])
-            )
+            if self.shared:
+                self.orgs[key] = shared_lookup(
+                    self.connection, self.client, f"org:{key}", lambda: self._org(key)
+                )
+            else:
+                self.orgs[key] = self._org(key)
         return self.orgs[key]
+
+    def _org(self, key: str) -> str | None:
+        response = self.client.get(f"/api/v2/organizations/{key}", ok_statuses=frozenset({404}))
+        return None if response.status_code == 404 else dig(json_body(response), ["data", "name"])
 
 
 def primary(values: Any) -> str | None:
@@ -319,7 +353,7 @@ def _custom_to_hub(definition: Mapping[str, Any], value: Any) -> Any:
 def write_newsletter(
     connection: ConnectionView, client: VendorClient, contacts: Sequence[Contact]
 ) -> list[RecordResult]:
-    """Set the Newsletter option (and marketing status, when the account has it) of linked persons."""
+    """Set the Newsletter option of linked persons (the only person field leadbridge writes)."""
     definition = newsletter_field(connection, client)
     results = []
     for c in contacts:

@@ -16,7 +16,7 @@ from leadbridge.http import VendorClient
 from leadbridge.types import Action, Contact, WebhookEvent, WebhookEventKind, WebhookRequest
 
 from .info import PERSON
-from .pipedrive import WEBHOOK_USER, PersonReader, parse_time
+from .pipedrive import WEBHOOK_USER, PersonReader, own_user_id, parse_time
 
 DEAL_ADDED, DEAL_UPDATED = "pipedrive_deal_added", "pipedrive_deal_updated"
 KINDS = {
@@ -47,8 +47,8 @@ def parse(connection: ConnectionView, client: VendorClient, request: WebhookRequ
     except ValueError:
         raise RecordError("webhook body is not JSON") from None
     meta: dict[str, Any] = body.get("meta") or {}
-    if meta.get("change_source") == "api":
-        # Changes made through the API: leadbridge's own writes (and other apps') would echo back.
+    if meta.get("change_source") == "api" and str(meta.get("user_id")) == own_user_id(connection, client):
+        # leadbridge's own write, echoed back (other apps' API changes are applied like any change).
         return []
     entity, action, event_id = meta.get("entity"), meta.get("action"), meta.get("id")
     if not event_id or action not in KINDS:

@@ -13,7 +13,7 @@ import pytest
 from flask import Flask, current_app
 from leadbridge import clock as clocks
 from leadbridge.db import db
-from leadbridge.models import Connection, SyncRun
+from leadbridge.models import Connection, SyncRun, WebhookInbox
 from leadbridge.models import Contact as HubContact
 from leadbridge.state import get_executor
 from leadbridge.sync import run_sync, subscriptions
@@ -172,6 +172,13 @@ def test_doi_starts_with_the_chosen_mailing(hub_url: str, make_connection: Any, 
     person = sandbox.maileon.contact_by_email("doi@example.com")
     assert person is not None and person.doi_pending and person.doi_mailing == "doi-1001"
     assert person.permission == 1  # DOI+ becomes 5 only after the click
+    # A later change is pushed without granting the DOI permission the person has not clicked for.
+    clocks.get_clock().advance(5)  # type: ignore[attr-defined]
+    pd_id = int(sandbox.maileon.contact_by_email("doi@example.com").external_id)
+    sandbox.pipedrive.update_person(pd_id, first_name="Dorothea")
+    assert run_sync(conn.id).status == "succeeded"
+    again = sandbox.maileon.contact_by_email("doi@example.com")
+    assert again.standard["FIRSTNAME"] == "Dorothea" and again.permission == 1 and again.doi_pending
     sandbox.maileon.confirm_doi("doi@example.com")
     assert sandbox.maileon.contact_by_email("doi@example.com").permission == 5
 
@@ -336,4 +343,75 @@ def test_deliveries_without_the_registered_credentials_are_refused(
     )
     assert answer.status_code == 401
     assert requests.post(f"{hub_url}/webhooks/{conn.id}", json=body, timeout=10).status_code == 401
-    assert hub_contact("x@example.com") is None and webhook_runs() == []
+    assert webhook_runs() == []
+    db.session.expire_all()
+    assert db.session.execute(select(func.count()).select_from(WebhookInbox)).scalar_one() == 0
+
+
+def test_a_transaction_maileon_refuses_for_now_is_sent_later_exactly_once(
+    conn: Connection, sandbox: Any
+) -> None:
+    from leadbridge.sync import inbox
+
+    pd = sandbox.pipedrive
+    assert run_sync(conn.id).status == "succeeded"
+    person = subscribe(sandbox, "Retry Deal", "retry@example.com")
+    deliver(pd)
+    assert run_sync(conn.id).status == "succeeded"
+    sandbox.fail_next(503, times=50, path_prefix="/1.0/transactions")  # Maileon is down for a while
+    pd.add_deal("Patient deal", person, value=10, currency="EUR")
+    deliver(pd)
+    assert sandbox.maileon.transactions == [] and all(d.status == 200 for d in pd.deliveries[-1:])
+    sandbox.faults.clear()  # accepted by the hub (200), not lost: waiting for its back-off
+    clocks.get_clock().advance(60)  # type: ignore[attr-defined]
+    inbox.sweep()
+    get_executor(current_app).wait(30)
+    assert [t["type_name"] for t in sandbox.maileon.transactions] == ["pipedrive_deal_added"]
+    clocks.get_clock().advance(3600)  # type: ignore[attr-defined]
+    inbox.sweep()
+    get_executor(current_app).wait(30)
+    assert len(sandbox.maileon.transactions) == 1
+
+
+def test_another_apps_api_change_is_applied_but_leadbridges_own_echo_is_not(
+    conn: Connection, sandbox: Any, hub_url: str
+) -> None:
+    import base64
+
+    import requests
+
+    pd = sandbox.pipedrive
+    assert run_sync(conn.id).status == "succeeded"
+    hook = next(
+        w for w in pd.webhooks.values() if (w["event_object"], w["event_action"]) == ("person", "create")
+    )
+    auth = {"Authorization": "Basic " + base64.b64encode(f"leadbridge:{hook['_password']}".encode()).decode()}
+
+    def post(event_id: str, user_id: int, email: str) -> Any:
+        stamp = "2026-12-07T10:00:00.000Z"
+        meta = {"action": "create", "entity": "person", "entity_id": "9001", "id": event_id}
+        meta |= {"timestamp": stamp, "change_source": "api", "user_id": str(user_id), "version": "2.0"}
+        data = {"id": 9001, "name": "Zap Ier", "first_name": "Zap", "last_name": "Ier", "update_time": stamp}
+        data |= {"emails": [{"value": email, "primary": True}], "custom_fields": {}}
+        answer = requests.post(
+            f"{hub_url}/webhooks/{conn.id}", json={"meta": meta, "data": data}, headers=auth, timeout=10
+        )
+        get_executor(current_app).wait(30)
+        return answer.json()
+
+    assert post("zap-1", 4242, "zap@example.com")["queued"] == 1  # a form tool writing through the API
+    assert hub_contact("zap@example.com") is not None
+    assert post("own-1", pd.user_id, "own@example.com")["queued"] == 0  # leadbridge's own token: an echo
+    assert hub_contact("own@example.com") is None
+
+
+def test_a_new_subscriber_reaches_maileon_within_the_delivery_not_at_the_next_sync(
+    conn: Connection, sandbox: Any
+) -> None:
+    pd = sandbox.pipedrive
+    assert run_sync(conn.id).status == "succeeded"
+    subscribe(sandbox, "Quick Sub", "quick@example.com")
+    deliver(pd)  # no sync in between: the drain relays what it stored
+    assert sandbox.maileon.contact_by_email("quick@example.com") is not None
+    relayed = db.session.execute(select(SyncRun).where(SyncRun.trigger == "webhook_relay")).scalars().all()
+    assert [r.status for r in relayed] == ["succeeded"] and relayed[0].counts["crm"]["created"] == 1

@@ -28,6 +28,7 @@ def upgrade():
         sa.Column('received_at', leadbridge.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column('attempts', sa.Integer(), nullable=False),
         sa.Column('last_error', sa.Text(), nullable=True),
+        sa.Column('retry_at', leadbridge.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column('parked_at', leadbridge.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(['connection_id'], ['connection.id'], ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('id'),
